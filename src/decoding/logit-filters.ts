@@ -1,0 +1,119 @@
+/**
+ * Logit filters applied before each token is chosen, ported from openai/whisper decoding.py (SuppressBlank,
+ * SuppressTokens, ApplyTimestampRules). Each works on one row of logits in place.
+ */
+export interface LogitFilter {
+  /**
+   * @param logits one row of logits [vocab], changed in place
+   * @param sampled the tokens sampled so far in this row (after the prompt)
+   */
+  apply(logits: Float32Array, sampled: readonly number[]): void;
+}
+
+/** openai/whisper decoding.py SuppressBlank: no blank or end-of-text as the first sampled token. */
+export class SuppressBlank implements LogitFilter {
+  constructor(private readonly tokens: readonly number[]) {}
+  apply(logits: Float32Array, sampled: readonly number[]): void {
+    if (sampled.length === 0) for (const t of this.tokens) logits[t] = -Infinity;
+  }
+}
+
+/** openai/whisper decoding.py SuppressTokens. */
+export class SuppressTokens implements LogitFilter {
+  constructor(private readonly tokens: readonly number[]) {}
+  apply(logits: Float32Array): void {
+    for (const t of this.tokens) if (t < logits.length) logits[t] = -Infinity;
+  }
+}
+
+/** openai/whisper decoding.py ApplyTimestampRules. */
+export class ApplyTimestampRules implements LogitFilter {
+  constructor(
+    private readonly eot: number,
+    private readonly noTimestamps: number,
+    private readonly timestampBegin: number,
+    private readonly maxInitialTimestampIndex: number | undefined,
+  ) {}
+
+  apply(logits: Float32Array, seq: readonly number[]): void {
+    const tb = this.timestampBegin;
+    const vocab = logits.length;
+    logits[this.noTimestamps] = -Infinity;
+    // timestamps come in pairs, except directly before end-of-text
+    const n = seq.length;
+    const lastWasTs = n >= 1 && (seq[n - 1] as number) >= tb;
+    const penultimateWasTs = n < 2 || (seq[n - 2] as number) >= tb;
+    if (lastWasTs) {
+      if (penultimateWasTs) logits.fill(-Infinity, tb, vocab);
+      else logits.fill(-Infinity, 0, this.eot);
+    }
+    let lastTs = -1;
+    for (let i = n - 1; i >= 0; i--) {
+      if ((seq[i] as number) >= tb) {
+        lastTs = seq[i] as number;
+        break;
+      }
+    }
+    if (lastTs >= 0) {
+      // timestamps never decrease, and each segment has a nonzero length
+      const until = lastWasTs && !penultimateWasTs ? lastTs : lastTs + 1;
+      logits.fill(-Infinity, tb, until);
+    }
+    if (n === 0) {
+      logits.fill(-Infinity, 0, tb);
+      if (this.maxInitialTimestampIndex !== undefined) {
+        logits.fill(-Infinity, tb + this.maxInitialTimestampIndex + 1, vocab);
+      }
+    }
+    // if the timestamps together are likelier than any single text token, sample a timestamp
+    let max = -Infinity;
+    for (let i = 0; i < vocab; i++) if ((logits[i] as number) > max) max = logits[i] as number;
+    if (max === -Infinity) return;
+    let sum = 0;
+    for (let i = 0; i < vocab; i++) sum += Math.exp((logits[i] as number) - max);
+    const logZ = max + Math.log(sum);
+    let tsSum = 0;
+    let tsMax = -Infinity;
+    for (let i = tb; i < vocab; i++) if ((logits[i] as number) > tsMax) tsMax = logits[i] as number;
+    if (tsMax === -Infinity) return;
+    for (let i = tb; i < vocab; i++) tsSum += Math.exp((logits[i] as number) - tsMax);
+    const timestampLogprob = tsMax + Math.log(tsSum) - logZ;
+    let textMax = -Infinity;
+    for (let i = 0; i < tb; i++) if ((logits[i] as number) > textMax) textMax = logits[i] as number;
+    if (timestampLogprob > textMax - logZ) logits.fill(-Infinity, 0, tb);
+  }
+}
+
+/** log-softmax of a row, in float64 for the sums. */
+export function logSoftmax(logits: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if ((logits[i] as number) > max) max = logits[i] as number;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp((logits[i] as number) - max);
+  const logZ = max + Math.log(sum);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = (logits[i] as number) - logZ;
+  return out;
+}
+
+/** log-probability of one token under a row's softmax (avoids allocating the full row). */
+export function tokenLogprob(logits: Float32Array, token: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if ((logits[i] as number) > max) max = logits[i] as number;
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp((logits[i] as number) - max);
+  return (logits[token] as number) - max - Math.log(sum);
+}
+
+export function argmax(row: Float32Array): number {
+  let best = 0;
+  let bestValue = -Infinity;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i] as number;
+    if (v > bestValue) {
+      bestValue = v;
+      best = i;
+    }
+  }
+  return best;
+}

@@ -1,0 +1,199 @@
+import { WhisperError, throwIfAborted } from '../errors.js';
+import { createSession, ort, type SessionOptions } from '../runtime/session.js';
+import { WhisperTokenizer } from '../tokenizer/index.js';
+import { parseConfig, readJson, resolveModelFiles, type ModelFiles, type WhisperConfig } from './config.js';
+import { KvCache } from './kv-cache.js';
+import type { Dtype } from '../dtypes.js';
+
+export { KvCache };
+
+export interface LoadModelFolderOptions extends SessionOptions {
+  dtype?: Dtype;
+  encoderDtype?: Dtype;
+  decoderDtype?: Dtype;
+  /**
+   * Rewrite the quantized decoder's tied output projection once and cache the result (runtime/optimize). On by
+   * default; off loads the file as it is.
+   */
+  optimizeDecoder?: boolean;
+  /** Where rewritten graphs are cached; defaults to ~/.cache/whisper-ts/graphs. */
+  graphCacheDir?: string;
+  /** Rewrites a decoder file into a faster equivalent and returns the path to load (injected by the loader). */
+  decoderRewriter?: (path: string, cacheDir: string | undefined) => Promise<string>;
+}
+
+export interface DecoderOutput {
+  /** Logits of the last position of each row: [batch, vocab] row-major. */
+  logits: Float32Array;
+  vocab: number;
+  /** Logits of every position of the step (only filled on request): [batch, positions, vocab]. */
+  allLogits?: Float32Array;
+  /** Cross-attention weights per layer [batch, heads, positions, audioCtx] when the decoder exports them. */
+  crossAttentions?: ort.Tensor[];
+}
+
+/**
+ * A loaded Whisper model: configuration, tokenizer and the two ONNX Runtime sessions. Immutable and safe to share
+ * between concurrent calls; everything that changes during a call lives in a `KvCache` owned by that call.
+ */
+export class WhisperModel {
+  private disposed = false;
+
+  private constructor(
+    readonly dir: string,
+    readonly config: WhisperConfig,
+    readonly tokenizer: WhisperTokenizer,
+    readonly files: ModelFiles,
+    private readonly encoder: ort.InferenceSession,
+    private readonly decoder: ort.InferenceSession,
+    readonly hasCrossAttentions: boolean,
+  ) {}
+
+  static async load(dir: string, options: LoadModelFolderOptions = {}): Promise<WhisperModel> {
+    const [configJson, generation, preprocessor, tokenizerJson, tokenizerConfig] = await Promise.all([
+      readJson(dir, 'config.json'),
+      readJson(dir, 'generation_config.json'),
+      readJson(dir, 'preprocessor_config.json'),
+      readJson(dir, 'tokenizer.json'),
+      readJson(dir, 'tokenizer_config.json'),
+    ]);
+    const config = parseConfig(configJson, generation, preprocessor);
+    const files = await resolveModelFiles(dir, options);
+    const numberOr = (v: unknown, fallback: number | undefined): number | undefined =>
+      typeof v === 'number' ? v : fallback;
+    const noTimestamps = numberOr(generation.no_timestamps_token_id, undefined);
+    const eos = numberOr(generation.eos_token_id, numberOr(configJson.eos_token_id, undefined));
+    const sot = numberOr(generation.decoder_start_token_id, numberOr(configJson.decoder_start_token_id, undefined));
+    if (noTimestamps === undefined || eos === undefined || sot === undefined) {
+      throw new WhisperError(
+        'E_MODEL_INVALID',
+        `${dir}/generation_config.json lacks no_timestamps_token_id, eos_token_id or decoder_start_token_id`,
+      );
+    }
+    const tokenizer = WhisperTokenizer.fromFiles({
+      tokenizerJson,
+      tokenizerConfig,
+      langToId: generation.lang_to_id as Record<string, number> | undefined,
+      taskToId: generation.task_to_id as Record<string, number> | undefined,
+      noTimestampsTokenId: noTimestamps,
+      eosTokenId: eos,
+      decoderStartTokenId: sot,
+      prevSotTokenId: numberOr(generation.prev_sot_token_id, undefined),
+    });
+    let decoderPath = files.decoderPath;
+    if (options.optimizeDecoder !== false && options.decoderRewriter) {
+      decoderPath = await options.decoderRewriter(files.decoderPath, options.graphCacheDir);
+    }
+    const sessionOptions: SessionOptions = {};
+    if (options.threads !== undefined) sessionOptions.threads = options.threads;
+    if (options.device !== undefined) sessionOptions.device = options.device;
+    const [encoder, decoder] = await Promise.all([
+      createSession(files.encoderPath, sessionOptions),
+      createSession(decoderPath, sessionOptions),
+    ]);
+    const hasCross = decoder.outputNames.some((n) => n.startsWith('cross_attentions'));
+    return new WhisperModel(dir, config, tokenizer, files, encoder, decoder, hasCross);
+  }
+
+  get isMultilingual(): boolean {
+    return this.tokenizer.isMultilingual;
+  }
+
+  private check(): void {
+    if (this.disposed) throw new WhisperError('E_DISPOSED', 'the model was disposed');
+  }
+
+  /** Runs the encoder on `batch` mel windows ([batch, nMels, 3000] row-major). */
+  async encode(mel: Float32Array, batch: number, signal?: AbortSignal): Promise<ort.Tensor> {
+    this.check();
+    throwIfAborted(signal);
+    const frames = mel.length / (batch * this.config.nMels);
+    const input = new ort.Tensor('float32', mel, [batch, this.config.nMels, frames]);
+    try {
+      const out = await this.encoder.run({ [this.encoder.inputNames[0] ?? 'input_features']: input });
+      const hidden = out[this.encoder.outputNames[0] ?? 'last_hidden_state'];
+      if (!hidden) throw new Error('the encoder returned no output');
+      return hidden;
+    } catch (cause) {
+      throw new WhisperError('E_INFERENCE', `the encoder failed: ${String(cause)}`, { cause });
+    }
+  }
+
+  newCache(encoderHidden: ort.Tensor): KvCache {
+    const batch = encoderHidden.dims[0] ?? 1;
+    return new KvCache(batch, encoderHidden);
+  }
+
+  /**
+   * One decoder step. `tokens` is [batch, n] row-major: the whole prompt at the first step, one token per row after.
+   * The first step runs the no-cache branch (empty past, `use_cache_branch` false) and keeps the cross-attention
+   * keys/values; later steps feed them back unchanged with the growing self-attention cache.
+   */
+  async decode(
+    tokens: readonly number[],
+    cache: KvCache,
+    opts: { allLogits?: boolean; crossAttentions?: boolean } = {},
+  ): Promise<DecoderOutput> {
+    this.check();
+    const batch = cache.batch;
+    const n = tokens.length / batch;
+    const { decoderLayers: layers, decoderHeads: heads, dModel } = this.config;
+    const headDim = dModel / heads;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, (t) => BigInt(t)), [batch, n]),
+      encoder_hidden_states: cache.encoderHidden,
+      use_cache_branch: new ort.Tensor('bool', Uint8Array.of(cache.started ? 1 : 0), [1]),
+    };
+    const empty = cache.started ? undefined : new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]);
+    for (let i = 0; i < layers; i++) {
+      for (const kind of ['key', 'value'] as const) {
+        const d = `past_key_values.${i}.decoder.${kind}`;
+        const e = `past_key_values.${i}.encoder.${kind}`;
+        feeds[d] = empty ?? (cache.decoder.get(d) as ort.Tensor);
+        feeds[e] = empty ?? (cache.encoder.get(e) as ort.Tensor);
+      }
+    }
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.decoder.run(feeds);
+    } catch (cause) {
+      throw new WhisperError('E_INFERENCE', `the decoder failed: ${String(cause)}`, { cause });
+    }
+    const first = !cache.started;
+    for (let i = 0; i < layers; i++) {
+      for (const kind of ['key', 'value'] as const) {
+        const present = out[`present.${i}.decoder.${kind}`];
+        if (present) cache.decoder.set(`past_key_values.${i}.decoder.${kind}`, present);
+        if (first) {
+          const enc = out[`present.${i}.encoder.${kind}`];
+          if (enc) cache.encoder.set(`past_key_values.${i}.encoder.${kind}`, enc);
+        }
+      }
+    }
+    cache.length += n;
+    const logitsTensor = out.logits;
+    if (!logitsTensor) throw new WhisperError('E_INFERENCE', 'the decoder returned no logits');
+    const all = logitsTensor.data as Float32Array;
+    const vocab = logitsTensor.dims[2] ?? this.config.vocabSize;
+    let last: Float32Array;
+    if (n === 1) last = all;
+    else {
+      last = new Float32Array(batch * vocab);
+      for (let b = 0; b < batch; b++) last.set(all.subarray((b * n + n - 1) * vocab, (b * n + n) * vocab), b * vocab);
+    }
+    const result: DecoderOutput = { logits: last, vocab };
+    if (opts.allLogits) result.allLogits = all;
+    if (opts.crossAttentions && this.hasCrossAttentions) {
+      result.crossAttentions = Array.from({ length: layers }, (_, i) => out[`cross_attentions.${i}`]).filter(
+        (t): t is ort.Tensor => t !== undefined,
+      );
+    }
+    return result;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await Promise.all([this.encoder.release(), this.decoder.release()]);
+  }
+}

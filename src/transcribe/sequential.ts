@@ -1,0 +1,199 @@
+import { HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMelSpectrogram, melWindow } from '../audio/index.js';
+import { WhisperError, throwIfAborted } from '../errors.js';
+import { decodeWindow, detectLanguage, type DecodingResult } from '../decoding/decode.js';
+import type { WhisperModel } from '../model/whisper-model.js';
+import type { ResolvedTranscribeOptions } from '../options.js';
+import { ort } from '../runtime/session.js';
+import { toLanguageCode } from '../tokenizer/index.js';
+import type { Segment, TranscriptionInfo } from '../types.js';
+import { decodeWithFallback } from './fallback.js';
+
+export interface TranscribeProgress {
+  /** Seconds of audio done. */
+  done: number;
+  /** Seconds of audio in all. */
+  total: number;
+}
+
+export interface CallContext {
+  signal?: AbortSignal | undefined;
+  onProgress?: ((p: TranscribeProgress) => void) | undefined;
+}
+
+export interface Transcription {
+  info: TranscriptionInfo;
+  /** Segments in time order, produced as the audio is decoded. */
+  segments: AsyncGenerator<Segment, void, undefined>;
+}
+
+/** The language to decode with: the one asked for, or detected on the given window. */
+async function chooseLanguage(
+  model: WhisperModel,
+  asked: string,
+  hidden: () => Promise<ort.Tensor>,
+): Promise<{ language: string; probability: number; probs?: Record<string, number> }> {
+  if (!model.isMultilingual) {
+    const code = asked === 'auto' ? 'en' : toLanguageCode(asked);
+    if (code !== 'en') {
+      throw new WhisperError('E_OPTIONS', `this model is English-only; language "${asked}" cannot be used`);
+    }
+    return { language: 'en', probability: 1 };
+  }
+  if (asked !== 'auto') {
+    const code = toLanguageCode(asked);
+    if (code === undefined || !model.tokenizer.languageToToken.has(code)) {
+      throw new WhisperError('E_OPTIONS', `language "${asked}" is not supported by this model`);
+    }
+    return { language: code, probability: 1 };
+  }
+  const d = await detectLanguage(model, await hidden());
+  return { language: d.language, probability: d.probability, probs: d.probs };
+}
+
+/**
+ * openai/whisper transcribe.py transcribe: the sequential 30-s seek loop driven by timestamp tokens, with
+ * condition-on-previous-text and temperature fallback. Returns the info first (language detection runs on the
+ * first window) and the segments lazily.
+ */
+export async function transcribeSequential(
+  model: WhisperModel,
+  audio: Float32Array,
+  o: ResolvedTranscribeOptions,
+  ctx: CallContext = {},
+): Promise<Transcription> {
+  if (o.task === 'translate' && !model.isMultilingual) {
+    throw new WhisperError('E_OPTIONS', 'this model is English-only and cannot translate');
+  }
+  throwIfAborted(ctx.signal);
+  const mel = logMelSpectrogram(audio, model.config.nMels, N_SAMPLES);
+  const contentFrames = mel.nFrames - N_FRAMES;
+  const duration = audio.length / SAMPLE_RATE;
+  const tk = model.tokenizer;
+  const tb = tk.special.timestampBegin;
+  const inputStride = N_FRAMES / model.config.nAudioCtx; // mel frames per encoder position: 2
+  const timePrecision = (inputStride * HOP_LENGTH) / SAMPLE_RATE; // 0.02 s
+
+  const encodeAt = async (seek: number): Promise<ort.Tensor> =>
+    model.encode(melWindow(mel, seek, N_FRAMES), 1, ctx.signal);
+
+  let firstHidden: ort.Tensor | undefined;
+  const lang = await chooseLanguage(model, o.language, async () => (firstHidden ??= await encodeAt(0)));
+  const info: TranscriptionInfo = {
+    language: lang.language,
+    languageProbability: lang.probability,
+    duration,
+    task: o.task,
+  };
+  if (lang.probs) info.allLanguageProbs = lang.probs;
+
+  async function* run(): AsyncGenerator<Segment, void, undefined> {
+    let seek = 0;
+    const allTokens: number[] = [];
+    let promptResetSince = 0;
+    if (o.initialPrompt !== null) allTokens.push(...tk.encode(' ' + o.initialPrompt.trim()));
+    const prefix = o.prefix !== null ? tk.encode(' ' + o.prefix.trim()) : [];
+    let nextId = 0;
+    while (seek < contentFrames) {
+      throwIfAborted(ctx.signal);
+      const windowSeek = seek;
+      const timeOffset = (seek * HOP_LENGTH) / SAMPLE_RATE;
+      const segmentSize = Math.min(N_FRAMES, contentFrames - seek);
+      const segmentDuration = (segmentSize * HOP_LENGTH) / SAMPLE_RATE;
+      const hidden = seek === 0 && firstHidden ? firstHidden : await encodeAt(seek);
+      let language = lang.language;
+      if (o.languageDetection === 'window' && o.language === 'auto' && model.isMultilingual && seek > 0) {
+        language = (await detectLanguage(model, hidden)).language;
+      }
+      const result: DecodingResult = await decodeWithFallback(o, (temperature) =>
+        decodeWindow(
+          model,
+          hidden,
+          {
+            language,
+            task: o.task,
+            prompt: allTokens.slice(promptResetSince),
+            prefix: seek === 0 ? prefix : [],
+            withoutTimestamps: o.withoutTimestamps,
+            temperature,
+            bestOf: o.bestOf,
+            suppressTokens: o.suppressTokens,
+            suppressBlank: o.suppressBlank,
+            maxInitialTimestamp: o.maxInitialTimestamp,
+            maxNewTokens: o.maxNewTokens,
+            seed: o.seed + seek,
+            signal: ctx.signal,
+          },
+          ort,
+        ),
+      );
+      // openai/whisper transcribe.py: skip a window the no-speech gate calls silent
+      if (o.noSpeechThreshold !== null) {
+        let skip = result.noSpeechProb > o.noSpeechThreshold;
+        if (o.logprobThreshold !== null && result.avgLogprob > o.logprobThreshold) skip = false;
+        if (skip) {
+          seek += segmentSize;
+          ctx.onProgress?.({ done: Math.min(duration, (seek * HOP_LENGTH) / SAMPLE_RATE), total: duration });
+          continue;
+        }
+      }
+      const tokens = result.tokens;
+      const pieces: { start: number; end: number; tokens: number[] }[] = [];
+      const isTs = tokens.map((t) => t >= tb);
+      const singleTimestampEnding = isTs.length >= 2 && !isTs[isTs.length - 2] && isTs[isTs.length - 1] === true;
+      const consecutive: number[] = [];
+      for (let i = 1; i < tokens.length; i++) if (isTs[i - 1] && isTs[i]) consecutive.push(i);
+      if (consecutive.length > 0) {
+        const slices = [...consecutive];
+        if (singleTimestampEnding) slices.push(tokens.length);
+        let last = 0;
+        for (const cur of slices) {
+          const sliced = tokens.slice(last, cur);
+          const startPos = (sliced[0] as number) - tb;
+          const endPos = (sliced[sliced.length - 1] as number) - tb;
+          pieces.push({
+            start: timeOffset + startPos * timePrecision,
+            end: timeOffset + endPos * timePrecision,
+            tokens: sliced,
+          });
+          last = cur;
+        }
+        if (singleTimestampEnding) seek += segmentSize;
+        else seek += ((tokens[last - 1] as number) - tb) * inputStride;
+      } else {
+        let dur = segmentDuration;
+        const stamps = tokens.filter((t) => t >= tb);
+        const lastStamp = stamps[stamps.length - 1];
+        if (lastStamp !== undefined && lastStamp !== tb) dur = (lastStamp - tb) * timePrecision;
+        pieces.push({ start: timeOffset, end: timeOffset + dur, tokens });
+        seek += segmentSize;
+      }
+      for (const p of pieces) {
+        const text = tk.decode(p.tokens);
+        allTokens.push(...p.tokens);
+        // faster-whisper transcribe.py: instantaneous or empty segments are not reported
+        if (p.start === p.end || text.trim() === '') continue;
+        yield {
+          id: nextId++,
+          seek: windowSeek,
+          start: round3(p.start),
+          end: round3(Math.min(p.end, duration)),
+          text,
+          tokens: p.tokens,
+          avgLogprob: result.avgLogprob,
+          noSpeechProb: result.noSpeechProb,
+          compressionRatio: result.compressionRatio,
+          temperature: result.temperature,
+        };
+      }
+      if (!o.conditionOnPreviousText || result.temperature > o.promptResetOnTemperature) {
+        promptResetSince = allTokens.length;
+      }
+      ctx.onProgress?.({ done: Math.min(duration, (seek * HOP_LENGTH) / SAMPLE_RATE), total: duration });
+    }
+  }
+  return { info, segments: run() };
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
