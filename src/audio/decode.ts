@@ -1,0 +1,97 @@
+import { open, readFile } from 'node:fs/promises';
+import { WhisperError } from '../errors.js';
+import { SAMPLE_RATE } from './constants.js';
+import { decodeWithFfmpeg } from './ffmpeg.js';
+import { resample } from './resample.js';
+import { looksLikeWav, parseWav } from './wav.js';
+
+export interface DecodeAudioOptions {
+  /** Aborts the decode; a running ffmpeg is killed and the promise rejects with `E_ABORTED`. */
+  signal?: AbortSignal;
+  /** The ffmpeg executable (default: `ffmpeg` on PATH). Only needed for inputs that are not WAV. */
+  ffmpegPath?: string;
+}
+
+/**
+ * Decodes an audio file (a path) or its bytes into mono 16 kHz float32 samples in [-1, 1).
+ *
+ * WAV (PCM 8/16/24/32-bit, float 32/64, RIFF/RIFX/RF64, WAVE_FORMAT_EXTENSIBLE) is parsed natively: the channels are
+ * averaged and other rates resampled to 16 kHz with a windowed-sinc filter; a 16-bit 16 kHz mono WAV gives exactly
+ * int16 / 32768, as the reference does. Everything else (flac, mp3, ogg/opus, m4a, the audio of a video, WAVs in
+ * other encodings) is decoded by ffmpeg as openai/whisper audio.py `load_audio` does.
+ *
+ * Errors: `E_AUDIO_NOT_FOUND` (no such path), `E_AUDIO_DECODE` (empty, truncated, not audio, no samples, NaN/Inf
+ * samples), `E_FFMPEG_MISSING` (ffmpeg needed but not found), `E_ABORTED`, `E_IO` (the file cannot be read).
+ */
+export async function decodeAudio(
+  input: string | Uint8Array | ArrayBuffer,
+  options: DecodeAudioOptions = {},
+): Promise<Float32Array> {
+  const { signal } = options;
+  if (signal?.aborted) throw new WhisperError('E_ABORTED', 'decoding was aborted', { cause: signal.reason });
+  const ffmpeg = { signal, ffmpegPath: options.ffmpegPath };
+
+  if (typeof input === 'string') {
+    const head = await readHead(input);
+    if (looksLikeWav(head)) {
+      const bytes = await readAll(input);
+      const wav = parseWav(bytes, input);
+      if (wav !== undefined) return toModelRate(wav.samples, wav.sampleRate);
+    }
+    return decodeWithFfmpeg({ path: input }, input, ffmpeg);
+  }
+
+  const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+  const label = `the input buffer (${bytes.length} bytes)`;
+  if (bytes.length === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: it is empty`);
+  if (looksLikeWav(bytes)) {
+    const wav = parseWav(bytes, label);
+    if (wav !== undefined) return toModelRate(wav.samples, wav.sampleRate);
+  }
+  return decodeWithFfmpeg({ bytes }, label, ffmpeg);
+}
+
+function toModelRate(samples: Float32Array, rate: number): Float32Array {
+  return rate === SAMPLE_RATE ? samples : resample(samples, rate, SAMPLE_RATE);
+}
+
+/** The first 12 bytes of a file (enough to recognise a WAV); rejects a missing, empty or unreadable file. */
+async function readHead(path: string): Promise<Uint8Array> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    throw fileError(path, err);
+  }
+  try {
+    const stat = await handle.stat();
+    if (stat.isDirectory()) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: it is a directory`);
+    if (stat.size === 0 && stat.isFile()) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: the file is empty`);
+    const head = new Uint8Array(12);
+    const { bytesRead } = await handle.read(head, 0, 12, 0);
+    if (bytesRead === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: the file is empty`);
+    return head.subarray(0, bytesRead);
+  } catch (err) {
+    throw err instanceof WhisperError ? err : fileError(path, err);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readAll(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw fileError(path, err);
+  }
+}
+
+function fileError(path: string, err: unknown): WhisperError {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') {
+    return new WhisperError('E_AUDIO_NOT_FOUND', `audio file not found: ${path}`, { cause: err });
+  }
+  if (code === 'EISDIR') return new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: it is a directory`, { cause: err });
+  const why = err instanceof Error ? err.message : String(err);
+  return new WhisperError('E_IO', `cannot read ${path}: ${why}`, { cause: err });
+}

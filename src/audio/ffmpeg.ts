@@ -1,0 +1,154 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { endianness, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WhisperError } from '../errors.js';
+import { SAMPLE_RATE } from './constants.js';
+
+export interface FfmpegOptions {
+  signal?: AbortSignal | undefined;
+  ffmpegPath?: string | undefined;
+}
+
+const LITTLE_ENDIAN = endianness() === 'LE';
+
+/** Keep at most this much of ffmpeg's stderr (its tail) for error messages. */
+const STDERR_LIMIT = 16 * 1024;
+
+/**
+ * Decodes any format ffmpeg reads into mono 16 kHz float32 samples, exactly as openai/whisper audio.py `load_audio`
+ * does: `ffmpeg -nostdin -threads 0 -i <in> -f s16le -ac 1 -acodec pcm_s16le -ar 16000 -`, int16 / 32768. We add
+ * only `-hide_banner -loglevel error`, which change what ffmpeg prints, not what it decodes, so that its stderr is
+ * the error itself. A path is given to ffmpeg as is; bytes are piped to its stdin, except ISO-BMFF (mp4/m4a/mov),
+ * whose index is often at the end of the file and cannot be read from a pipe: those go through a temporary file.
+ */
+export async function decodeWithFfmpeg(
+  input: { path: string } | { bytes: Uint8Array },
+  label: string,
+  options: FfmpegOptions = {},
+): Promise<Float32Array> {
+  if ('bytes' in input && isIsoBmff(input.bytes)) {
+    const dir = await mkdtemp(join(tmpdir(), 'whisper-ts-audio-'));
+    try {
+      const path = join(dir, 'input.mp4');
+      await writeFile(path, input.bytes);
+      return await runFfmpeg(path, undefined, label, options);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return 'path' in input
+    ? runFfmpeg(input.path, undefined, label, options)
+    : runFfmpeg('pipe:0', input.bytes, label, options);
+}
+
+function isIsoBmff(b: Uint8Array): boolean {
+  return b.length >= 12 && b[4] === 0x66 && b[5] === 0x74 && b[6] === 0x79 && b[7] === 0x70; // 'ftyp'
+}
+
+function runFfmpeg(
+  source: string,
+  stdin: Uint8Array | undefined,
+  label: string,
+  { signal, ffmpegPath = 'ffmpeg' }: FfmpegOptions,
+): Promise<Float32Array> {
+  if (signal?.aborted) {
+    return Promise.reject(new WhisperError('E_ABORTED', `decoding ${label} was aborted`, { cause: signal.reason }));
+  }
+  // 'file:' keeps a path that starts with '-' from being read as an option, and one with ':' as a protocol.
+  const inputArg = stdin === undefined ? `file:${source}` : source;
+  const args = [
+    '-hide_banner', '-loglevel', 'error',
+    '-nostdin', '-threads', '0', '-i', inputArg,
+    '-f', 's16le', '-ac', '1', '-acodec', 'pcm_s16le', '-ar', String(SAMPLE_RATE), '-',
+  ]; // prettier-ignore
+
+  return new Promise<Float32Array>((resolve, reject) => {
+    const child = spawn(ffmpegPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    let stdoutBytes = 0;
+    let stderr = '';
+    let settled = false;
+    let aborted = false;
+
+    const finish = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const onAbort = (): void => {
+      aborted = true;
+      child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.stdout.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      stdoutBytes += chunk.length;
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (text: string) => {
+      stderr = (stderr + text).slice(-STDERR_LIMIT);
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      finish(() => {
+        if (err.code === 'ENOENT' || err.code === 'EACCES') {
+          reject(
+            new WhisperError(
+              'E_FFMPEG_MISSING',
+              `decoding ${label} needs ffmpeg, which was not found ('${ffmpegPath}' is not an executable on PATH); ` +
+                'install ffmpeg or pass ffmpegPath',
+              { cause: err },
+            ),
+          );
+        } else {
+          reject(new WhisperError('E_AUDIO_DECODE', `cannot run ffmpeg to decode ${label}: ${err.message}`, { cause: err }));
+        }
+      });
+    });
+    child.on('close', (code, sig) => {
+      finish(() => {
+        if (aborted) {
+          reject(new WhisperError('E_ABORTED', `decoding ${label} was aborted`, { cause: signal?.reason }));
+          return;
+        }
+        if (code !== 0) {
+          const why = summarise(stderr) || (sig ? `killed by ${sig}` : `exit code ${code}`);
+          reject(new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: ffmpeg failed: ${why}`));
+          return;
+        }
+        const pcm = Buffer.concat(chunks, stdoutBytes);
+        const n = pcm.length >> 1;
+        if (n === 0) {
+          reject(new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: it contains no audio samples`));
+          return;
+        }
+        const samples = new Float32Array(n);
+        if (LITTLE_ENDIAN && pcm.byteOffset % 2 === 0) {
+          const s16 = new Int16Array(pcm.buffer, pcm.byteOffset, n);
+          for (let i = 0; i < n; i++) samples[i] = (s16[i] as number) / 32768;
+        } else {
+          for (let i = 0; i < n; i++) samples[i] = pcm.readInt16LE(2 * i) / 32768;
+        }
+        resolve(samples);
+      });
+    });
+
+    // ffmpeg may stop reading early (bad data, abort): EPIPE on its stdin is expected then; the exit code tells.
+    child.stdin.on('error', () => undefined);
+    if (stdin === undefined) child.stdin.end();
+    else child.stdin.end(stdin);
+  });
+}
+
+/** The last few distinct lines of ffmpeg's stderr, joined on one line. */
+function summarise(stderr: string): string {
+  const lines = stderr
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !/^Last message repeated/.test(l));
+  const unique = [...new Set(lines)].slice(-3);
+  const text = unique.join(' | ');
+  return text.length > 500 ? `${text.slice(0, 497)}...` : text;
+}

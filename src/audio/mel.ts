@@ -1,0 +1,182 @@
+import { HOP_LENGTH, N_FFT, N_FRAMES, SAMPLE_RATE } from './constants.js';
+import { RealFft } from './fft.js';
+
+/** A log-mel spectrogram: `data` is row-major [nMels, nFrames] (one row per mel bin). */
+export interface MelSpectrogram {
+  data: Float32Array;
+  nMels: number;
+  nFrames: number;
+}
+
+const N_BINS = N_FFT / 2 + 1; // 201 frequency bins of the one-sided spectrum
+
+/** One triangular mel filter, stored over its non-zero bins only. */
+interface SparseFilter {
+  start: number;
+  weights: Float64Array;
+}
+
+// Slaney's auditory-toolbox mel scale, as librosa.core.convert hz_to_mel / mel_to_hz with htk=False:
+// linear below 1 kHz (3 mels per 200 Hz), logarithmic above (27 mels per factor 6.4).
+const F_SP = 200 / 3;
+const MIN_LOG_HZ = 1000;
+const MIN_LOG_MEL = MIN_LOG_HZ / F_SP;
+const LOG_STEP = Math.log(6.4) / 27;
+
+function hzToMel(hz: number): number {
+  return hz >= MIN_LOG_HZ ? MIN_LOG_MEL + Math.log(hz / MIN_LOG_HZ) / LOG_STEP : hz / F_SP;
+}
+
+function melToHz(mel: number): number {
+  return mel >= MIN_LOG_MEL ? MIN_LOG_HZ * Math.exp(LOG_STEP * (mel - MIN_LOG_MEL)) : F_SP * mel;
+}
+
+/**
+ * The mel filterbank of librosa.filters.mel(sr=16000, n_fft=400, n_mels, fmin=0, fmax=8000, htk=False,
+ * norm='slaney'), which openai/whisper audio.py `mel_filters` loads from its mel_filters.npz. Computed here rather
+ * than shipped; weights are rounded to float32 as in that file.
+ */
+export function melFilterbank(nMels: number): Float32Array {
+  if (!Number.isInteger(nMels) || nMels < 1) throw new RangeError(`nMels must be a positive integer, got ${nMels}`);
+  const fmax = SAMPLE_RATE / 2;
+  const maxMel = hzToMel(fmax);
+  const melF = new Float64Array(nMels + 2);
+  for (let i = 0; i < nMels + 2; i++) melF[i] = melToHz((maxMel * i) / (nMels + 1));
+  const out = new Float32Array(nMels * N_BINS);
+  for (let m = 0; m < nMels; m++) {
+    const lo = melF[m] as number;
+    const mid = melF[m + 1] as number;
+    const hi = melF[m + 2] as number;
+    const enorm = 2 / (hi - lo); // Slaney normalisation: each filter has unit area
+    for (let k = 0; k < N_BINS; k++) {
+      const f = (k * SAMPLE_RATE) / N_FFT;
+      const lower = (f - lo) / (mid - lo);
+      const upper = (hi - f) / (hi - mid);
+      const w = Math.max(0, Math.min(lower, upper));
+      out[m * N_BINS + k] = Math.fround(w * enorm);
+    }
+  }
+  return out;
+}
+
+/** Everything that depends only on nMels, built once per size and reused. */
+interface MelPlan {
+  filters: SparseFilter[];
+}
+
+const plans = new Map<number, MelPlan>();
+
+function melPlan(nMels: number): MelPlan {
+  let plan = plans.get(nMels);
+  if (plan === undefined) {
+    const dense = melFilterbank(nMels);
+    const filters: SparseFilter[] = [];
+    for (let m = 0; m < nMels; m++) {
+      const row = dense.subarray(m * N_BINS, (m + 1) * N_BINS);
+      let start = 0;
+      while (start < N_BINS && row[start] === 0) start++;
+      let end = N_BINS;
+      while (end > start && row[end - 1] === 0) end--;
+      filters.push({ start, weights: Float64Array.from(row.subarray(start, end)) });
+    }
+    plan = { filters };
+    plans.set(nMels, plan);
+  }
+  return plan;
+}
+
+/** torch.hann_window(N_FFT) (periodic): 0.5 − 0.5·cos(2πn/N). */
+const HANN = new Float64Array(N_FFT);
+for (let i = 0; i < N_FFT; i++) HANN[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / N_FFT);
+
+let sharedFft: RealFft | undefined;
+
+/**
+ * The log-mel spectrogram of 16 kHz mono samples, as openai/whisper audio.py `log_mel_spectrogram` computes it:
+ * the input right-padded with `padding` zeros, torch.stft(n_fft=400, hop=160, periodic Hann, center=True with
+ * reflect padding), |X|², the last frame dropped, the Slaney mel filterbank, log10(max(x, 1e-10)), clamped to
+ * (global max − 8), then (x + 4) / 4. transcribe.py calls it with padding = N_SAMPLES; the result has
+ * floor((samples + padding) / 160) frames.
+ */
+export function logMelSpectrogram(samples: Float32Array, nMels: number, padding = 0): MelSpectrogram {
+  if (!Number.isInteger(padding) || padding < 0) throw new RangeError(`padding must be a non-negative integer, got ${padding}`);
+  const { filters } = melPlan(nMels);
+  const n = samples.length;
+  const total = n + padding; // length of the zero-padded signal the STFT sees
+  // center=True pads N_FFT/2 on each side, giving 1 + floor(total / HOP) frames; the last is dropped (stft[..., :-1]).
+  const nFrames = Math.floor(total / HOP_LENGTH);
+  const data = new Float32Array(nMels * nFrames);
+  if (nFrames === 0) return { data, nMels, nFrames };
+
+  const fft = (sharedFft ??= new RealFft(N_FFT));
+  const frame = new Float64Array(N_FFT);
+  const power = new Float64Array(N_BINS);
+  const half = N_FFT / 2;
+  const LOG_FLOOR = -10; // log10(1e-10), the value of a silent frame
+  let maxLog = -Infinity;
+
+  for (let t = 0; t < nFrames; t++) {
+    const start = t * HOP_LENGTH - half; // first sample of the frame in the unpadded signal
+    if (start >= 0 && start + N_FFT <= n) {
+      for (let i = 0; i < N_FFT; i++) frame[i] = (samples[start + i] as number) * (HANN[i] as number);
+    } else if (start >= n && start + N_FFT <= total) {
+      // Entirely inside the zero padding: the spectrum is exactly 0, every bin log10(1e-10).
+      for (let m = 0; m < nMels; m++) data[m * nFrames + t] = LOG_FLOOR;
+      if (LOG_FLOOR > maxLog) maxLog = LOG_FLOOR;
+      continue;
+    } else {
+      for (let i = 0; i < N_FFT; i++) {
+        const j = reflect(start + i, total);
+        frame[i] = j < n ? (samples[j] as number) * (HANN[i] as number) : 0;
+      }
+    }
+    fft.powerSpectrum(frame, power);
+    for (let m = 0; m < nMels; m++) {
+      const f = filters[m] as SparseFilter;
+      const w = f.weights;
+      let acc = 0;
+      for (let k = 0, b = f.start; k < w.length; k++, b++) acc += (w[k] as number) * (power[b] as number);
+      const v = Math.log10(acc > 1e-10 ? acc : 1e-10);
+      data[m * nFrames + t] = v;
+      if (v > maxLog) maxLog = v;
+    }
+  }
+
+  const floor = Math.fround(maxLog) - 8;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    data[i] = ((v > floor ? v : floor) + 4) / 4;
+  }
+  return { data, nMels, nFrames };
+}
+
+/**
+ * Index into a signal of length `len` with numpy/torch "reflect" padding (the edge sample is not repeated),
+ * folding as many times as needed so that even signals shorter than the pad are defined.
+ */
+function reflect(i: number, len: number): number {
+  if (len === 1) return 0;
+  const period = 2 * (len - 1);
+  let j = i % period;
+  if (j < 0) j += period;
+  return j < len ? j : period - j;
+}
+
+/**
+ * Frames [offsetFrame, offsetFrame + nFrames) of a spectrogram as a new row-major [nMels, nFrames] array, zero
+ * beyond the end: openai/whisper transcribe.py's `pad_or_trim(mel[:, seek:seek + N_FRAMES], N_FRAMES)`.
+ */
+export function melWindow(mel: MelSpectrogram, offsetFrame: number, nFrames: number = N_FRAMES): Float32Array {
+  if (!Number.isInteger(offsetFrame) || offsetFrame < 0) {
+    throw new RangeError(`offsetFrame must be a non-negative integer, got ${offsetFrame}`);
+  }
+  if (!Number.isInteger(nFrames) || nFrames < 0) throw new RangeError(`nFrames must be a non-negative integer, got ${nFrames}`);
+  const out = new Float32Array(mel.nMels * nFrames);
+  const available = Math.max(0, Math.min(nFrames, mel.nFrames - offsetFrame));
+  if (available === 0) return out;
+  for (let m = 0; m < mel.nMels; m++) {
+    const src = m * mel.nFrames + offsetFrame;
+    out.set(mel.data.subarray(src, src + available), m * nFrames);
+  }
+  return out;
+}
