@@ -19,31 +19,32 @@ const STDERR_LIMIT = 16 * 1024;
  * Decodes any format ffmpeg reads into mono 16 kHz float32 samples, exactly as openai/whisper audio.py `load_audio`
  * does: `ffmpeg -nostdin -threads 0 -i <in> -f s16le -ac 1 -acodec pcm_s16le -ar 16000 -`, int16 / 32768. We add
  * only `-hide_banner -loglevel error`, which change what ffmpeg prints, not what it decodes, so that its stderr is
- * the error itself. A path is given to ffmpeg as is; bytes are piped to its stdin, except ISO-BMFF (mp4/m4a/mov),
- * whose index is often at the end of the file and cannot be read from a pipe: those go through a temporary file.
+ * the error itself.
+ *
+ * A path is given to ffmpeg as is. Bytes are written to a private temporary file first and only piped to ffmpeg's
+ * stdin when no temporary file can be written: ffmpeg cannot seek in a pipe, and that changes the result for common
+ * files — mp4/m4a/mov with their index at the end fail to open, and mp3's gapless (LAME/Xing) trimming is skipped,
+ * adding ~300 samples — while a temp file gives exactly the samples the same file gives by path.
  */
 export async function decodeWithFfmpeg(
   input: { path: string } | { bytes: Uint8Array },
   label: string,
   options: FfmpegOptions = {},
 ): Promise<Float32Array> {
-  if ('bytes' in input && isIsoBmff(input.bytes)) {
-    const dir = await mkdtemp(join(tmpdir(), 'whisper-ts-audio-'));
-    try {
-      const path = join(dir, 'input.mp4');
-      await writeFile(path, input.bytes);
-      return await runFfmpeg(path, undefined, label, options);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+  if ('path' in input) return runFfmpeg(input.path, undefined, label, options);
+  let dir: string | undefined;
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'whisper-ts-audio-'));
+    const path = join(dir, 'input');
+    await writeFile(path, input.bytes);
+    return await runFfmpeg(path, undefined, label, options);
+  } catch (err) {
+    if (err instanceof WhisperError) throw err;
+    // No usable temp dir (read-only or full file system): fall back to the pipe.
+    return await runFfmpeg('pipe:0', input.bytes, label, options);
+  } finally {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
   }
-  return 'path' in input
-    ? runFfmpeg(input.path, undefined, label, options)
-    : runFfmpeg('pipe:0', input.bytes, label, options);
-}
-
-function isIsoBmff(b: Uint8Array): boolean {
-  return b.length >= 12 && b[4] === 0x66 && b[5] === 0x74 && b[6] === 0x79 && b[7] === 0x70; // 'ftyp'
 }
 
 function runFfmpeg(

@@ -5,13 +5,13 @@
  * asynchronously and add a native-ish dependency for ~80 lines of arithmetic, or simple linear/cubic interpolators
  * that alias. More importantly, the reference (openai/whisper audio.py load_audio) resamples with ffmpeg's
  * libswresample, so we use the same design and the same default parameters as its `swr` engine — a Kaiser-windowed
- * sinc with 32 zero crossings in the filter (16 each side), Kaiser β = 9, cut-off at 0.97 of the lower Nyquist
- * frequency, every phase normalised to unit DC gain — which keeps our output within a few 1e-4 of ffmpeg's on
+ * sinc with 32 zero crossings in the filter (16 each side), Kaiser β = 9, cut-off at 0.97 of the output Nyquist
+ * frequency when downsampling, every phase normalised to unit DC gain — which keeps our output within a few 1e-4 of ffmpeg's on
  * speech (see test/audio.test.ts) while being written from the textbook definition.
  */
 
 const ZERO_CROSSINGS = 16; // per side (libswresample filter_size 32)
-const CUTOFF = 0.97; // fraction of the lower Nyquist frequency (libswresample default cutoff)
+const CUTOFF = 0.97; // libswresample's default cutoff
 const KAISER_BETA = 9; // libswresample default kaiser_beta
 const MAX_PHASES = 1024; // beyond this many distinct phases, interpolate linearly between 1024 (as swr does)
 
@@ -48,7 +48,9 @@ export function resample(input: Float32Array, fromRate: number, toRate: number):
   if (nIn === 0) return out;
 
   // Filter in units of input samples: sinc with its first zero at 1/factor samples, Kaiser window over ±halfWidth.
-  const factor = Math.min(1, toRate / fromRate) * CUTOFF;
+  // As in libswresample, factor = min(1, cutoff · to/from): when downsampling the cut-off sits at 0.97 of the output
+  // Nyquist frequency; when upsampling (factor 1) at the input's Nyquist frequency.
+  const factor = Math.min(1, (CUTOFF * toRate) / fromRate);
   const halfWidth = ZERO_CROSSINGS / factor;
   const K = Math.ceil(halfWidth);
   const taps = 2 * K; // offsets j = 1-K .. K around floor(position)
@@ -100,15 +102,23 @@ export function resample(input: Float32Array, fromRate: number, toRate: number):
   return out;
 }
 
-/** Σ_t x[first + t] · table[row + t], with x zero outside its bounds. */
+/**
+ * Σ_t x[first + t] · table[row + t]. Beyond its ends the signal is extended by mirroring, as libswresample does
+ * (a mirror about the first sample at the start, x[-i] = x[i]; a mirror that repeats the last sample at the end,
+ * x[n + i] = x[n - 1 - i]), so that the first and last few milliseconds match ffmpeg's output too.
+ */
 function dot(x: Float32Array, first: number, table: Float64Array, row: number, taps: number): number {
   let acc = 0;
-  if (first >= 0 && first + taps <= x.length) {
+  const n = x.length;
+  if (first >= 0 && first + taps <= n) {
     for (let t = 0; t < taps; t++) acc += (x[first + t] as number) * (table[row + t] as number);
   } else {
-    const lo = Math.max(0, -first);
-    const hi = Math.min(taps, x.length - first);
-    for (let t = lo; t < hi; t++) acc += (x[first + t] as number) * (table[row + t] as number);
+    for (let t = 0; t < taps; t++) {
+      let i = first + t;
+      if (i < 0) i = -i;
+      else if (i >= n) i = 2 * n - 1 - i;
+      if (i >= 0 && i < n) acc += (x[i] as number) * (table[row + t] as number);
+    }
   }
   return acc;
 }
