@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeAudio } from '../src/audio/index.js';
 import { WhisperError } from '../src/errors.js';
 import {
   SpeechTimeMap,
@@ -33,13 +33,6 @@ const fixture = JSON.parse(
   readFileSync(new URL('./fixtures/vad/fw_spans_longform_en.json', import.meta.url), 'utf8'),
 ) as FwFixture;
 
-/** Decodes with ffmpeg to 16 kHz mono float32 (the test's own decoder, independent of src/audio). */
-function decode(path: string): Float32Array {
-  const raw = execFileSync('ffmpeg', ['-nostdin', '-loglevel', 'error', '-i', path, '-ac', '1', '-ar', '16000', '-f', 'f32le', '-'], {
-    maxBuffer: 1 << 30,
-  });
-  return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4).slice();
-}
 
 /** fw_spans' option names (snake_case) → VadOptions. */
 function toVadOptions(options: Record<string, number>): Partial<VadOptions> {
@@ -129,10 +122,12 @@ const nonSpeech: Record<string, () => Float32Array> = {
 
 let vad: VadModel;
 let longform: Float32Array;
+let jfk: Float32Array;
 
 beforeAll(async () => {
   vad = await loadVad();
-  longform = decode(LONGFORM);
+  longform = await decodeAudio(LONGFORM);
+  jfk = await decodeAudio(JFK);
 });
 
 afterAll(async () => {
@@ -302,7 +297,7 @@ describe('non-speech (60 s each, made here)', () => {
   }
 
   it('finds no speech in the 20 s of silence after speech', async () => {
-    const speech = decode(JFK);
+    const speech = jfk;
     const audio = new Float32Array(speech.length + 20 * SR);
     audio.set(speech);
     const spans = await vad.speechTimestamps(audio);
@@ -321,7 +316,6 @@ describe('calls', () => {
   });
 
   it('keeps state per call: concurrent calls equal one alone', async () => {
-    const jfk = decode(JFK);
     const options = { minSilenceDurationMs: 300 };
     const alone = await vad.speechTimestamps(jfk, options);
     const [a, b, c] = await Promise.all([
@@ -345,7 +339,6 @@ describe('calls', () => {
   });
 
   it('has a shared default model behind getSpeechTimestamps', async () => {
-    const jfk = decode(JFK);
     expect(await getSpeechTimestamps(jfk)).toEqual(await vad.speechTimestamps(jfk));
   });
 
@@ -359,7 +352,7 @@ describe('calls', () => {
     const v6 = await loadVad({ version: 'v6' });
     try {
       expect(v6.engine).toBe('sequence');
-      const spans = await v6.speechTimestamps(decode(JFK));
+      const spans = await v6.speechTimestamps(jfk);
       expect(spans.length).toBeGreaterThan(0);
     } finally {
       await v6.dispose();
