@@ -10,6 +10,7 @@ import {
   loadVad,
   planChunks,
   resolveVadOptions,
+  sileroModelPath,
   speechSamples,
   spansToSeconds,
   type SpeechSpan,
@@ -357,6 +358,20 @@ describe('calls', () => {
     } finally {
       await v6.dispose();
     }
+  });
+
+  it('finishes a running call when disposed, and refuses new ones', async () => {
+    const own = await loadVad();
+    const running = own.speechTimestamps(longform);
+    const disposed = own.dispose();
+    expect((await running).length).toBe(1);
+    await disposed;
+    await expect(own.speechTimestamps(jfk)).rejects.toMatchObject({ code: 'E_DISPOSED' });
+  });
+
+  it('refuses a Silero file of another interface (v4)', async () => {
+    const legacy = sileroModelPath('v5').replace(/silero_vad_v5\.onnx$/, 'silero_vad_legacy.onnx');
+    await expect(loadVad({ modelPath: legacy })).rejects.toMatchObject({ code: 'E_MODEL_INVALID' });
   });
 
   it('reports a missing model file', async () => {

@@ -256,5 +256,14 @@ export async function loadVad(options: LoadVadOptions = {}): Promise<VadModel> {
       }
     }
   }
-  return new VadModel(await createSession(bytes, { threads }), 'stepwise', path);
+  const session = await createSession(bytes, { threads });
+  const inputs = [...session.inputNames].sort().join(', ');
+  if (inputs !== 'input, sr, state') {
+    await session.release();
+    throw new WhisperError(
+      'E_MODEL_INVALID',
+      `${path} is not a Silero VAD v5/v6 model (inputs input, state, sr); its inputs are ${inputs}`,
+    );
+  }
+  return new VadModel(session, 'stepwise', path);
 }
