@@ -389,6 +389,29 @@ describe('interrupted, stalled and corrupt downloads', () => {
     expectIntact(snapshot, TINY);
   });
 
+  it('an aborted pull stops with E_ABORTED and keeps the partial file for the next pull', async () => {
+    const cacheDir = tempCache();
+    const controller = new AbortController();
+    const error = await rejection(
+      pullModel('tiny.en', opts(cacheDir, {
+        signal: controller.signal,
+        onProgress: (e) => {
+          if (e.type === 'progress' && e.path === DECODER && e.fileBytes > 3_000_000) controller.abort();
+        },
+      })),
+    );
+    expect(error.code).toBe('E_ABORTED');
+    const decoder = server.file(TINY, DECODER);
+    const partial = join(cacheDir, 'models--onnx-community--whisper-tiny.en', 'blobs', `${decoder.sha256}.incomplete`);
+    const have = statSync(partial).size;
+    expect(have).toBeGreaterThan(0);
+    expect(have).toBeLessThan(decoder.size);
+    const before = server.requests.length;
+    const snapshot = await pullModel('tiny.en', opts(cacheDir));
+    expect(server.requests.slice(before).find((r) => r.url.startsWith(`/cdn/${decoder.sha256}`))?.range).toBe(`bytes=${have}-`);
+    expectIntact(snapshot, TINY);
+  });
+
   it('5xx answers are retried with backoff', async () => {
     const cacheDir = tempCache();
     server.addFault({ kind: 'status', path: 'config.json', status: 503, times: 2 });
@@ -485,8 +508,13 @@ describe('concurrency, proxy and cache management', () => {
       }
     };
     const before = server.requests.length;
-    const [a, b] = await Promise.all([pullModel('tiny.en', opts(cacheDir)), pullModel(TINY, opts(cacheDir))]);
+    const events: PullProgressEvent[] = [];
+    const [a, b] = await Promise.all([
+      pullModel('tiny.en', opts(cacheDir, { onProgress: (e) => events.push(e) })),
+      pullModel(TINY, opts(cacheDir, { onProgress: (e) => events.push(e) })),
+    ]);
     expect(a).toBe(b);
+    expect(events).toContainEqual({ type: 'waiting', path: DECODER });
     const seen = server.requests.slice(before);
     expect(seen.filter((r) => r.method === 'HEAD' && r.url.endsWith(DECODER)).length).toBe(2);
     expect(seen.filter((r) => r.url.startsWith(`/cdn/${decoder.sha256}`)).length).toBe(1);

@@ -157,6 +157,10 @@ export function createPullReporter(stream: ModelsIO['stderr'], options: { quiet?
         stop();
         if (event.downloadedBytes > 0) write(`Done: ${formatBytes(event.downloadedBytes)} downloaded`);
         return;
+      case 'waiting':
+        if (bar !== undefined) bar.update({ speed: 'waiting for another download' });
+        else write(`  waiting: another process is downloading ${event.path} into the same cache`);
+        return;
       case 'file-start':
         return;
     }

@@ -150,11 +150,15 @@ function checkTokenOrUndefined(token: string | undefined): string | undefined {
 }
 
 function checkProxyUrl(raw: string): string {
+  let url: URL;
   try {
-    const url = new URL(raw);
-    if (!['http:', 'https:', 'socks5:', 'socks:'].includes(url.protocol)) throw new Error(`unsupported scheme ${url.protocol}`);
-    return raw;
+    url = new URL(raw);
   } catch (cause) {
-    throw new WhisperError('E_OPTIONS', `the proxy ${JSON.stringify(raw)} is not a usable URL`, { cause });
+    // The value may carry a password: it is not repeated in the message.
+    throw new WhisperError('E_OPTIONS', 'the proxy setting is not a URL (expected http://host:port)', { cause });
   }
+  if (!['http:', 'https:', 'socks5:', 'socks:'].includes(url.protocol)) {
+    throw new WhisperError('E_OPTIONS', `the proxy URL has an unsupported scheme ${url.protocol} (use http, https or socks5)`);
+  }
+  return raw;
 }

@@ -335,7 +335,7 @@ async function download(
               onRetry: onRetry(file.path),
             });
           },
-          { signal: client.signal },
+          { signal: client.signal, onWait: () => emit({ type: 'waiting', path: file.path }) },
         );
         if (!downloaded) report(file.path, file.size ?? 0, file.size);
       }

@@ -33,6 +33,8 @@ export type PullProgressEvent =
       cacheDir: string;
     }
   | { type: 'file-start'; path: string; size: number | undefined; resumeFrom: number }
+  /** Another process (or pull) is downloading this file into the same cache; this pull waits for it. */
+  | { type: 'waiting'; path: string }
   | { type: 'progress'; path: string; fileBytes: number; fileSize: number | undefined; bytes: number; totalBytes: number }
   | { type: 'file-done'; path: string; size: number; downloaded: boolean }
   | { type: 'retry'; path: string | undefined; attempt: number; retries: number; delayMs: number; reason: string }
