@@ -127,8 +127,9 @@ describe('FFT', () => {
     return x;
   }
 
-  // 200 and 400 are the sizes the STFT uses; the others exercise radix 2, 3, 4, 5 and a generic prime (7, 11).
-  it.each([1, 2, 3, 4, 5, 8, 12, 20, 25, 50, 77, 100, 200, 400])('complex FFT of length %i equals the DFT', (n) => {
+  // 200 is the size the STFT uses (8 · 5 · 5); the others exercise every butterfly: 8 (first stage only), 4, 2, 5, the
+  // generic one (3, 7, 11) and their mixes.
+  it.each([1, 2, 3, 4, 5, 8, 12, 20, 24, 25, 40, 50, 77, 100, 200, 400])('complex FFT of length %i equals the DFT', (n) => {
     const re = noise(n, n);
     const im = noise(n, n + 1);
     const [wantRe, wantIm] = naiveDft(re, im);

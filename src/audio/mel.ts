@@ -10,12 +10,6 @@ export interface MelSpectrogram {
 
 const N_BINS = N_FFT / 2 + 1; // 201 frequency bins of the one-sided spectrum
 
-/** One triangular mel filter, stored over its non-zero bins only. */
-interface SparseFilter {
-  start: number;
-  weights: Float64Array;
-}
-
 // Slaney's auditory-toolbox mel scale, as librosa.core.convert hz_to_mel / mel_to_hz with htk=False:
 // linear below 1 kHz (3 mels per 200 Hz), logarithmic above (27 mels per factor 6.4).
 const F_SP = 200 / 3;
@@ -33,8 +27,8 @@ function melToHz(mel: number): number {
 
 /**
  * The mel filterbank of librosa.filters.mel(sr=16000, n_fft=400, n_mels, fmin=0, fmax=8000, htk=False,
- * norm='slaney'), which openai/whisper audio.py `mel_filters` loads from its mel_filters.npz. Computed here rather
- * than shipped; weights are rounded to float32 as in that file.
+ * norm='slaney'), which openai/whisper audio.py `mel_filters` loads from its mel_filters.npz: row-major
+ * [nMels, 201]. Computed here rather than shipped; weights are rounded to float32 as in that file.
  */
 export function melFilterbank(nMels: number): Float32Array {
   if (!Number.isInteger(nMels) || nMels < 1) throw new RangeError(`nMels must be a positive integer, got ${nMels}`);
@@ -59,30 +53,39 @@ export function melFilterbank(nMels: number): Float32Array {
   return out;
 }
 
-/** Everything that depends only on nMels, built once per size and reused. */
-interface MelPlan {
-  filters: SparseFilter[];
+/**
+ * The filterbank stored sparsely (each triangle is non-zero over a few bins): filter m has weights
+ * weights[offset[m] .. offset[m + 1]) for bins start[m], start[m] + 1, …
+ */
+interface SparseFilterbank {
+  start: Int32Array;
+  offset: Int32Array;
+  weights: Float64Array;
 }
 
-const plans = new Map<number, MelPlan>();
+const filterbanks = new Map<number, SparseFilterbank>();
 
-function melPlan(nMels: number): MelPlan {
-  let plan = plans.get(nMels);
-  if (plan === undefined) {
+function sparseFilterbank(nMels: number): SparseFilterbank {
+  let bank = filterbanks.get(nMels);
+  if (bank === undefined) {
     const dense = melFilterbank(nMels);
-    const filters: SparseFilter[] = [];
+    const start = new Int32Array(nMels);
+    const offset = new Int32Array(nMels + 1);
+    const weights: number[] = [];
     for (let m = 0; m < nMels; m++) {
       const row = dense.subarray(m * N_BINS, (m + 1) * N_BINS);
-      let start = 0;
-      while (start < N_BINS && row[start] === 0) start++;
-      let end = N_BINS;
-      while (end > start && row[end - 1] === 0) end--;
-      filters.push({ start, weights: Float64Array.from(row.subarray(start, end)) });
+      let lo = 0;
+      while (lo < N_BINS && row[lo] === 0) lo++;
+      let hi = N_BINS;
+      while (hi > lo && row[hi - 1] === 0) hi--;
+      start[m] = lo;
+      for (let k = lo; k < hi; k++) weights.push(row[k] as number);
+      offset[m + 1] = weights.length;
     }
-    plan = { filters };
-    plans.set(nMels, plan);
+    bank = { start, offset, weights: Float64Array.from(weights) };
+    filterbanks.set(nMels, bank);
   }
-  return plan;
+  return bank;
 }
 
 /** torch.hann_window(N_FFT) (periodic): 0.5 − 0.5·cos(2πn/N). */
@@ -100,7 +103,7 @@ let sharedFft: RealFft | undefined;
  */
 export function logMelSpectrogram(samples: Float32Array, nMels: number, padding = 0): MelSpectrogram {
   if (!Number.isInteger(padding) || padding < 0) throw new RangeError(`padding must be a non-negative integer, got ${padding}`);
-  const { filters } = melPlan(nMels);
+  const { start: binStart, offset, weights } = sparseFilterbank(nMels);
   const n = samples.length;
   const total = n + padding; // length of the zero-padded signal the STFT sees
   // center=True pads N_FFT/2 on each side, giving 1 + floor(total / HOP) frames; the last is dropped (stft[..., :-1]).
@@ -109,7 +112,7 @@ export function logMelSpectrogram(samples: Float32Array, nMels: number, padding 
   if (nFrames === 0) return { data, nMels, nFrames };
 
   const fft = (sharedFft ??= new RealFft(N_FFT));
-  const frame = new Float64Array(N_FFT);
+  const edgeFrame = new Float32Array(N_FFT);
   const power = new Float64Array(N_BINS);
   const half = N_FFT / 2;
   const LOG_FLOOR = -10; // log10(1e-10), the value of a silent frame
@@ -118,25 +121,27 @@ export function logMelSpectrogram(samples: Float32Array, nMels: number, padding 
   for (let t = 0; t < nFrames; t++) {
     const start = t * HOP_LENGTH - half; // first sample of the frame in the unpadded signal
     if (start >= 0 && start + N_FFT <= n) {
-      for (let i = 0; i < N_FFT; i++) frame[i] = (samples[start + i] as number) * (HANN[i] as number);
+      fft.windowedPowerSpectrum(samples, start, HANN, power);
     } else if (start >= n && start + N_FFT <= total) {
       // Entirely inside the zero padding: the spectrum is exactly 0, every bin log10(1e-10).
       for (let m = 0; m < nMels; m++) data[m * nFrames + t] = LOG_FLOOR;
       if (LOG_FLOOR > maxLog) maxLog = LOG_FLOOR;
       continue;
     } else {
+      // Frames that reach past either end (the first two, the last few): build them with reflect padding.
       for (let i = 0; i < N_FFT; i++) {
         const j = reflect(start + i, total);
-        frame[i] = j < n ? (samples[j] as number) * (HANN[i] as number) : 0;
+        edgeFrame[i] = j < n ? (samples[j] as number) : 0;
       }
+      fft.windowedPowerSpectrum(edgeFrame, 0, HANN, power);
     }
-    fft.powerSpectrum(frame, power);
     for (let m = 0; m < nMels; m++) {
-      const f = filters[m] as SparseFilter;
-      const w = f.weights;
       let acc = 0;
-      for (let k = 0, b = f.start; k < w.length; k++, b++) acc += (w[k] as number) * (power[b] as number);
-      const v = Math.log10(acc > 1e-10 ? acc : 1e-10);
+      const end = offset[m + 1] as number;
+      for (let k = offset[m] as number, b = binStart[m] as number; k < end; k++, b++) {
+        acc += (weights[k] as number) * (power[b] as number);
+      }
+      const v = Math.log(acc > 1e-10 ? acc : 1e-10) * Math.LOG10E;
       data[m * nFrames + t] = v;
       if (v > maxLog) maxLog = v;
     }
