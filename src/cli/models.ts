@@ -23,6 +23,8 @@ import {
 export interface ModelsIO {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Aborts a pull or an info request (the main CLI's SIGINT). */
+  signal?: AbortSignal;
 }
 
 const defaultIO = (): ModelsIO => ({ stdout: process.stdout, stderr: process.stderr });
@@ -189,7 +191,9 @@ export async function runPull(
 ): Promise<string> {
   const reporter = createPullReporter(io.stderr, { quiet: flags.quiet === true });
   try {
-    const path = await pullModel(model, { ...hubOptions(flags), onProgress: reporter.onProgress });
+    const options: HubOptions = { ...hubOptions(flags), onProgress: reporter.onProgress };
+    if (io.signal !== undefined) options.signal = io.signal;
+    const path = await pullModel(model, options);
     io.stdout.write(`${path}\n`);
     return path;
   } finally {
@@ -240,7 +244,9 @@ export async function runInfo(
   flags: CommonFlags & { revision?: string; json?: boolean },
   io: ModelsIO = defaultIO(),
 ): Promise<ModelInfo> {
-  const info = await modelInfo(model, hubOptions(flags));
+  const options = hubOptions(flags);
+  if (io.signal !== undefined) options.signal = io.signal;
+  const info = await modelInfo(model, options);
   if (flags.json === true) {
     io.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
     return info;
