@@ -29,7 +29,7 @@ function ffmpegDecode(path: string, keepChannels = false): Float32Array {
     ['-nostdin', '-threads', '0', '-i', path, '-f', 's16le', ...(keepChannels ? [] : ['-ac', '1']),
       '-acodec', 'pcm_s16le', '-ar', '16000', '-'],
     { stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 30 },
-  ); // prettier-ignore
+  );
   const samples = new Float32Array(out.length >> 1);
   for (let i = 0; i < samples.length; i++) samples[i] = out.readInt16LE(2 * i) / 32768;
   return samples;
@@ -153,7 +153,7 @@ describe('native WAV decoding', () => {
         '-c:a', 'pcm_s16le'],
       1,
       0.5,
-    ], // prettier-ignore
+    ],
     ['r44100.wav', ['-ar', '44100', '-c:a', 'pcm_s16le'], 1, 6],
     ['r8000.wav', ['-ar', '8000', '-c:a', 'pcm_s16le'], 1, 6],
     ['r22050.wav', ['-ar', '22050', '-c:a', 'pcm_s16le'], 1, 6],
@@ -173,12 +173,13 @@ describe('native WAV decoding', () => {
       '-filter_complex',
       '[0:a]asplit=3[a][b][d];[b]adelay=37,volume=0.5[c];[d]volume=-0.7[e];[a][c][e]join=inputs=3:channel_layout=3.0',
       '-c:a', 'pcm_s16le',
-    ]); // prettier-ignore
+    ]);
     expect(wavFormatTag(path)).toBe(0xfffe);
     const interleaved = ffmpegDecode(path, true);
     const mean = new Float32Array(interleaved.length / 3);
     for (let i = 0; i < mean.length; i++) {
-      mean[i] = ((interleaved[3 * i] as number) + (interleaved[3 * i + 1] as number) + (interleaved[3 * i + 2] as number)) / 3;
+      const [a, b, c] = interleaved.subarray(3 * i, 3 * i + 3) as unknown as [number, number, number];
+      mean[i] = (a + b + c) / 3;
     }
     expect(maxAbsDiff(await decodeAudio(path), mean)).toBeLessThan(1e-7);
   });
@@ -340,7 +341,8 @@ describe('errors', () => {
   });
 
   it('E_AUDIO_DECODE for a file without an audio stream', async () => {
-    const path = make('video-only.webm', ['-t', '1', '-c:v', 'libvpx'], ['-f', 'lavfi', '-i', 'color=c=red:s=32x32:r=5']);
+    const video = ['-f', 'lavfi', '-i', 'color=c=red:s=32x32:r=5'];
+    const path = make('video-only.webm', ['-t', '1', '-c:v', 'libvpx'], video);
     await expectError(decodeAudio(path), 'E_AUDIO_DECODE', path);
   });
 

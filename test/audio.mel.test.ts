@@ -77,7 +77,9 @@ describe('log-mel against a direct implementation', () => {
 
   function chirp(n: number): Float32Array {
     const x = new Float32Array(n);
-    for (let i = 0; i < n; i++) x[i] = 0.5 * Math.sin(2 * Math.PI * (100 + 3 * i / 16) * (i / 16000)) + 0.01 * Math.sin(i);
+    for (let i = 0; i < n; i++) {
+      x[i] = 0.5 * Math.sin(2 * Math.PI * (100 + (3 * i) / 16) * (i / 16000)) + 0.01 * Math.sin(i);
+    }
     return x;
   }
 
@@ -95,6 +97,18 @@ describe('log-mel against a direct implementation', () => {
 
   it('gives no frames for fewer than 160 samples', () => {
     expect(logMelSpectrogram(new Float32Array(100), 80).nFrames).toBe(0);
+  });
+
+  it('rejects bad arguments with E_OPTIONS', () => {
+    const x = new Float32Array(1000);
+    for (const call of [
+      () => logMelSpectrogram(x, 0),
+      () => logMelSpectrogram(x, 80.5),
+      () => logMelSpectrogram(x, 80, -1),
+      () => melWindow(logMelSpectrogram(x, 80), -1),
+    ]) {
+      expect(call).toThrow(expect.objectContaining({ code: 'E_OPTIONS' }));
+    }
   });
 });
 
@@ -127,9 +141,10 @@ describe('FFT', () => {
     return x;
   }
 
-  // 200 is the size the STFT uses (8 · 5 · 5); the others exercise every butterfly: 8 (first stage only), 4, 2, 5, the
-  // generic one (3, 7, 11) and their mixes.
-  it.each([1, 2, 3, 4, 5, 8, 12, 20, 24, 25, 40, 50, 77, 100, 200, 400])('complex FFT of length %i equals the DFT', (n) => {
+  // 200 is the size the STFT uses (8 · 5 · 5); the others exercise every butterfly: 8 (first stage only), 4, 2, 5,
+  // the generic one (3, 7, 11) and their mixes.
+  const sizes = [1, 2, 3, 4, 5, 8, 12, 20, 24, 25, 40, 50, 77, 100, 200, 400];
+  it.each(sizes)('complex FFT of length %i equals the DFT', (n) => {
     const re = noise(n, n);
     const im = noise(n, n + 1);
     const [wantRe, wantIm] = naiveDft(re, im);

@@ -35,6 +35,9 @@ export async function decodeAudio(
     const head = await readHead(input);
     if (looksLikeWav(head)) {
       const bytes = await readAll(input);
+      if (signal?.aborted) {
+        throw new WhisperError('E_ABORTED', `decoding ${input} was aborted`, { cause: signal.reason });
+      }
       const wav = parseWav(bytes, input);
       if (wav !== undefined) return toModelRate(wav.samples, wav.sampleRate);
     }
@@ -66,7 +69,9 @@ async function readHead(path: string): Promise<Uint8Array> {
   try {
     const stat = await handle.stat();
     if (stat.isDirectory()) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: it is a directory`);
-    if (stat.size === 0 && stat.isFile()) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: the file is empty`);
+    if (stat.size === 0 && stat.isFile()) {
+      throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: the file is empty`);
+    }
     const head = new Uint8Array(12);
     const { bytesRead } = await handle.read(head, 0, 12, 0);
     if (bytesRead === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: the file is empty`);
@@ -91,7 +96,9 @@ function fileError(path: string, err: unknown): WhisperError {
   if (code === 'ENOENT' || code === 'ENOTDIR') {
     return new WhisperError('E_AUDIO_NOT_FOUND', `audio file not found: ${path}`, { cause: err });
   }
-  if (code === 'EISDIR') return new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: it is a directory`, { cause: err });
+  if (code === 'EISDIR') {
+    return new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: it is a directory`, { cause: err });
+  }
   const why = err instanceof Error ? err.message : String(err);
   return new WhisperError('E_IO', `cannot read ${path}: ${why}`, { cause: err });
 }

@@ -62,7 +62,7 @@ function runFfmpeg(
     '-hide_banner', '-loglevel', 'error',
     '-nostdin', '-threads', '0', '-i', inputArg,
     '-f', 's16le', '-ac', '1', '-acodec', 'pcm_s16le', '-ar', String(SAMPLE_RATE), '-',
-  ]; // prettier-ignore
+  ];
 
   return new Promise<Float32Array>((resolve, reject) => {
     const child = spawn(ffmpegPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -104,7 +104,8 @@ function runFfmpeg(
             ),
           );
         } else {
-          reject(new WhisperError('E_AUDIO_DECODE', `cannot run ffmpeg to decode ${label}: ${err.message}`, { cause: err }));
+          const why = `cannot run ffmpeg to decode ${label}: ${err.message}`;
+          reject(new WhisperError('E_AUDIO_DECODE', why, { cause: err }));
         }
       });
     });

@@ -11,6 +11,8 @@
  * and untangles the result (the standard "packing" trick), halving the work.
  */
 
+import { WhisperError } from '../errors.js';
+
 /**
  * Radices with hand-written butterflies; any other prime factor goes through the generic (slow) butterfly. A first
  * radix of 8 (twiddle-free, since the first stage combines length-1 transforms) saves a pass: 200 = 8 · 5 · 5.
@@ -71,7 +73,9 @@ export class ComplexFft {
   private readonly stages: Stage[];
 
   constructor(n: number) {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`FFT length must be a positive integer, got ${n}`);
+    if (!Number.isInteger(n) || n < 1) {
+      throw new WhisperError('E_OPTIONS', `FFT length must be a positive integer, got ${n}`);
+    }
     this.n = n;
     const radices = factorize(n);
     this.perm = digitReversal(n, radices);
@@ -295,7 +299,14 @@ function radix5(re: Float64Array, im: Float64Array, n: number, span: number, tw:
 }
 
 /** Direct DFT of each group of `radix` elements (used for 3 and any prime > 5; n = 400 never needs it). */
-function radixGeneric(re: Float64Array, im: Float64Array, n: number, radix: number, span: number, tw: Float64Array): void {
+function radixGeneric(
+  re: Float64Array,
+  im: Float64Array,
+  n: number,
+  radix: number,
+  span: number,
+  tw: Float64Array,
+): void {
   const len = radix * span;
   const xr = new Float64Array(radix);
   const xi = new Float64Array(radix);
@@ -353,7 +364,9 @@ export class RealFft {
   private readonly wi: Float64Array;
 
   constructor(n: number) {
-    if (!Number.isInteger(n) || n < 2 || n % 2 !== 0) throw new RangeError(`real FFT length must be even, got ${n}`);
+    if (!Number.isInteger(n) || n < 2 || n % 2 !== 0) {
+      throw new WhisperError('E_OPTIONS', `real FFT length must be even, got ${n}`);
+    }
     this.n = n;
     const h = n / 2;
     this.half = new ComplexFft(h);

@@ -1,3 +1,4 @@
+import { WhisperError } from '../errors.js';
 import { HOP_LENGTH, N_FFT, N_FRAMES, SAMPLE_RATE } from './constants.js';
 import { RealFft } from './fft.js';
 
@@ -9,6 +10,12 @@ export interface MelSpectrogram {
 }
 
 const N_BINS = N_FFT / 2 + 1; // 201 frequency bins of the one-sided spectrum
+
+function checkCount(name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) {
+    throw new WhisperError('E_OPTIONS', `${name} must be an integer ≥ ${min}, got ${value}`);
+  }
+}
 
 // Slaney's auditory-toolbox mel scale, as librosa.core.convert hz_to_mel / mel_to_hz with htk=False:
 // linear below 1 kHz (3 mels per 200 Hz), logarithmic above (27 mels per factor 6.4).
@@ -31,7 +38,7 @@ function melToHz(mel: number): number {
  * [nMels, 201]. Computed here rather than shipped; weights are rounded to float32 as in that file.
  */
 export function melFilterbank(nMels: number): Float32Array {
-  if (!Number.isInteger(nMels) || nMels < 1) throw new RangeError(`nMels must be a positive integer, got ${nMels}`);
+  checkCount('nMels', nMels, 1);
   const fmax = SAMPLE_RATE / 2;
   const maxMel = hzToMel(fmax);
   const melF = new Float64Array(nMels + 2);
@@ -102,7 +109,7 @@ let sharedFft: RealFft | undefined;
  * floor((samples + padding) / 160) frames.
  */
 export function logMelSpectrogram(samples: Float32Array, nMels: number, padding = 0): MelSpectrogram {
-  if (!Number.isInteger(padding) || padding < 0) throw new RangeError(`padding must be a non-negative integer, got ${padding}`);
+  checkCount('padding', padding, 0);
   const { start: binStart, offset, weights } = sparseFilterbank(nMels);
   const n = samples.length;
   const total = n + padding; // length of the zero-padded signal the STFT sees
@@ -172,10 +179,8 @@ function reflect(i: number, len: number): number {
  * beyond the end: openai/whisper transcribe.py's `pad_or_trim(mel[:, seek:seek + N_FRAMES], N_FRAMES)`.
  */
 export function melWindow(mel: MelSpectrogram, offsetFrame: number, nFrames: number = N_FRAMES): Float32Array {
-  if (!Number.isInteger(offsetFrame) || offsetFrame < 0) {
-    throw new RangeError(`offsetFrame must be a non-negative integer, got ${offsetFrame}`);
-  }
-  if (!Number.isInteger(nFrames) || nFrames < 0) throw new RangeError(`nFrames must be a non-negative integer, got ${nFrames}`);
+  checkCount('offsetFrame', offsetFrame, 0);
+  checkCount('nFrames', nFrames, 0);
   const out = new Float32Array(mel.nMels * nFrames);
   const available = Math.max(0, Math.min(nFrames, mel.nFrames - offsetFrame));
   if (available === 0) return out;

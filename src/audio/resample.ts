@@ -6,9 +6,12 @@
  * that alias. More importantly, the reference (openai/whisper audio.py load_audio) resamples with ffmpeg's
  * libswresample, so we use the same design and the same default parameters as its `swr` engine — a Kaiser-windowed
  * sinc with 32 zero crossings in the filter (16 each side), Kaiser β = 9, cut-off at 0.97 of the output Nyquist
- * frequency when downsampling, every phase normalised to unit DC gain — which keeps our output within a few 1e-4 of ffmpeg's on
- * speech (see test/audio.test.ts) while being written from the textbook definition.
+ * frequency when downsampling, every phase normalised to unit DC gain, the signal mirrored at both ends — which keeps
+ * our output within one 16-bit step of ffmpeg's for 24-bit input and a few steps for 16-bit input, where ffmpeg filters
+ * in fixed point (see test/audio.decode.test.ts), while being written from the textbook definition.
  */
+
+import { WhisperError } from '../errors.js';
 
 const ZERO_CROSSINGS = 16; // per side (libswresample filter_size 32)
 const CUTOFF = 0.97; // libswresample's default cutoff
@@ -36,7 +39,7 @@ function besselI0(x: number): number {
 /** Resamples `input` from `fromRate` to `toRate` Hz (both positive integers). Returns the input when they match. */
 export function resample(input: Float32Array, fromRate: number, toRate: number): Float32Array {
   if (!Number.isInteger(fromRate) || !Number.isInteger(toRate) || fromRate <= 0 || toRate <= 0) {
-    throw new RangeError(`sample rates must be positive integers, got ${fromRate} → ${toRate}`);
+    throw new WhisperError('E_OPTIONS', `sample rates must be positive integers, got ${fromRate} → ${toRate}`);
   }
   if (fromRate === toRate) return input;
   const g = gcd(fromRate, toRate);
