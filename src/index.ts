@@ -1,11 +1,9 @@
 /**
  * whisper-ts: Whisper speech recognition on ONNX Runtime. The curated public API.
  */
-import { stat } from 'node:fs/promises';
-import { WhisperError } from './errors.js';
+import { resolveModelSource, type PullProgressEvent } from './hub/index.js';
 import { WhisperModel } from './model/whisper-model.js';
 import { resolveLoadOptions, type LoadOptions } from './options.js';
-import { optimizeDecoder } from './runtime/optimize.js';
 import { Whisper } from './whisper.js';
 
 export { Whisper, type AudioInput, type CallOptions, type Transcription, type TranscribeProgress } from './whisper.js';
@@ -27,6 +25,34 @@ export { DTYPES, DTYPE_SUFFIX, type Dtype } from './dtypes.js';
 export { LANGUAGE_NAMES, toLanguageCode } from './languages.js';
 export { decodeAudio } from './audio/index.js';
 export {
+  pullModel,
+  resolveModelId,
+  resolveModelSource,
+  listCachedModels,
+  removeCachedModel,
+  modelInfo,
+  findCachedModel,
+  defaultCacheDir,
+  MODEL_NAMES,
+  type CachedModel,
+  type HubOptions,
+  type ModelInfo,
+  type PullOptions,
+  type PullProgressEvent,
+  type RemovedModel,
+} from './hub/index.js';
+export {
+  loadVad,
+  VadModel,
+  getSpeechTimestamps,
+  collectChunks,
+  SpeechTimeMap,
+  VAD_DEFAULTS,
+  spansToSeconds,
+  type VadOptions,
+  type SpeechSpan,
+} from './vad/index.js';
+export {
   OUTPUT_FORMATS,
   formatResult,
   formatTimestamp,
@@ -41,8 +67,14 @@ export interface LoadModelOptions extends Partial<Omit<LoadOptions, 'model'>> {
   graphCacheDir?: string;
   /** Rewrite the quantized decoder's tied output projection (default true). */
   optimizeDecoder?: boolean;
-  /** Reports progress while a model is being downloaded. */
-  onStatus?: (message: string) => void;
+  /** Reports a download when the model is pulled from the Hub on first use. */
+  onDownload?: (event: PullProgressEvent) => void;
+  /** Hub endpoint (default $HF_ENDPOINT or https://huggingface.co) and cache folder (default the HF cache). */
+  endpoint?: string;
+  cacheDir?: string;
+  /** Use only the local cache (default $HF_HUB_OFFLINE). */
+  offline?: boolean;
+  revision?: string;
   signal?: AbortSignal;
 }
 
@@ -51,9 +83,18 @@ export interface LoadModelOptions extends Partial<Omit<LoadOptions, 'model'>> {
  * Hub repo id). The result is immutable and can serve many calls at once.
  */
 export async function loadModel(model: string, options: LoadModelOptions = {}): Promise<Whisper> {
-  const { graphCacheDir, optimizeDecoder: optimize, onStatus: _onStatus, signal: _signal, ...rest } = options;
+  const { graphCacheDir, optimizeDecoder: optimize, onDownload, endpoint, cacheDir, offline, revision, signal, ...rest } =
+    options;
   const o = resolveLoadOptions({ ...stripUndefined(rest), model });
-  const dir = await resolveModelDir(o.model);
+  const dir = await resolveModelSource(o.model, {
+    ...(o.dtype ? { dtype: o.dtype } : {}),
+    ...(onDownload ? { onProgress: onDownload } : {}),
+    ...(endpoint !== undefined ? { endpoint } : {}),
+    ...(cacheDir !== undefined ? { cacheDir } : {}),
+    ...(offline !== undefined ? { offline } : {}),
+    ...(revision !== undefined ? { revision } : {}),
+    ...(signal ? { signal } : {}),
+  });
   const m = await WhisperModel.load(dir, {
     ...(o.dtype ? { dtype: o.dtype } : {}),
     ...(o.encoderDtype ? { encoderDtype: o.encoderDtype } : {}),
@@ -62,21 +103,8 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     device: o.device,
     optimizeDecoder: optimize !== false,
     ...(graphCacheDir !== undefined ? { graphCacheDir } : {}),
-    decoderRewriter: async (path, cacheDir) =>
-      (await optimizeDecoder(path, cacheDir !== undefined ? { cacheDir } : {})).path,
   });
   return new Whisper(m);
-}
-
-async function resolveModelDir(model: string): Promise<string> {
-  try {
-    const s = await stat(model);
-    if (s.isDirectory()) return model;
-    throw new WhisperError('E_MODEL_FILE_MISSING', `${model} is not a model folder`);
-  } catch (cause) {
-    if (cause instanceof WhisperError) throw cause;
-    throw new WhisperError('E_MODEL_FILE_MISSING', `the model folder ${model} does not exist`, { cause });
-  }
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

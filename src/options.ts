@@ -126,8 +126,8 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
 export type ResolvedTranscribeOptions = Readonly<TranscribeOptions>;
 export type ResolvedLoadOptions = Readonly<LoadOptions>;
 
-function bad(key: string, message: string): WhisperError {
-  return new WhisperError('E_OPTIONS', `option ${key}: ${message}`);
+function bad(key: keyof AllOptions, message: string): WhisperError {
+  return new WhisperError('E_OPTIONS', `option ${key} (--${OPTION_SPECS[key].flag}): ${message}`);
 }
 
 /** Checks one value against its spec and returns it in canonical form. */

@@ -1,6 +1,6 @@
 import { decodeAudio } from './audio/index.js';
 import { WhisperError, throwIfAborted } from './errors.js';
-import { WhisperModel } from './model/whisper-model.js';
+import type { WhisperModel } from './model/whisper-model.js';
 import { resolveTranscribeOptions, type TranscribeOptions } from './options.js';
 import { transcribeSequential, type Transcription, type TranscribeProgress } from './transcribe/sequential.js';
 import type { Segment, TranscriptionInfo, TranscriptionResult } from './types.js';

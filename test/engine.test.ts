@@ -1,0 +1,126 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeAudio } from '../src/audio/index.js';
+import { decodeWindow, detectLanguage } from '../src/decoding/decode.js';
+import { WhisperModel } from '../src/model/whisper-model.js';
+import { melWindow, logMelSpectrogram, N_SAMPLES } from '../src/audio/index.js';
+import { ort } from '../src/runtime/session.js';
+import { loadModel, type Whisper } from '../src/index.js';
+import { BASE, EVAL, JFK, TINY_EN, readReference, readTranscripts } from './helpers/paths.js';
+import { score } from './helpers/score.js';
+
+const THREADS = 2;
+
+async function firstWindowTokens(model: WhisperModel, file: string, withoutTimestamps: boolean, language: string | null) {
+  const audio = await decodeAudio(file);
+  const mel = logMelSpectrogram(audio, model.config.nMels, N_SAMPLES);
+  const hidden = await model.encode(melWindow(mel, 0), 1);
+  const r = await decodeWindow(
+    model,
+    hidden,
+    {
+      language,
+      task: 'transcribe',
+      prompt: [],
+      prefix: [],
+      withoutTimestamps,
+      temperature: 0,
+      bestOf: 1,
+      suppressTokens: [-1],
+      suppressBlank: true,
+      maxInitialTimestamp: 1,
+      maxNewTokens: 224,
+      seed: 0,
+    },
+    ort,
+  );
+  return r.tokens;
+}
+
+describe.each([
+  ['whisper-base', BASE, 'en'],
+  ['whisper-tiny.en', TINY_EN, null],
+] as const)('golden tokens on jfk.wav: %s', (_name, dir, language) => {
+  let model: WhisperModel;
+  beforeAll(async () => {
+    model = await WhisperModel.load(dir, { threads: THREADS });
+  });
+  afterAll(async () => model.dispose());
+  const ref = readReference(dir).find((r) => r.file === 'jfk.wav');
+
+  it('greedy without timestamps equals the reference exactly', async () => {
+    expect(await firstWindowTokens(model, JFK, true, language)).toEqual(ref?.greedy?.tokens);
+  });
+  it('greedy with timestamps equals the reference exactly', async () => {
+    expect(await firstWindowTokens(model, JFK, false, language)).toEqual(ref?.timestamps?.tokens);
+  });
+});
+
+describe('whisper-base accuracy and languages', () => {
+  let whisper: Whisper;
+  beforeAll(async () => {
+    whisper = await loadModel(BASE, { threads: THREADS });
+  });
+  afterAll(async () => whisper.dispose());
+
+  async function transcribeSet(set: string, language: string): Promise<Map<string, string>> {
+    const hyps = new Map<string, string>();
+    for (const { file } of readTranscripts(set)) {
+      const r = await whisper.transcribeAll(join(EVAL, set, file), {
+        language,
+        withoutTimestamps: true,
+        temperature: [0],
+      });
+      hyps.set(file, r.text);
+    }
+    return hyps;
+  }
+
+  it('WER on librispeech_test_other (50 files, greedy) is within the README bound (≤ 14.5 %)', async () => {
+    const wer = score(join(EVAL, 'librispeech_test_other'), await transcribeSet('librispeech_test_other', 'en'), 'en');
+    console.log(`whisper-base librispeech_test_other greedy WER ${(wer * 100).toFixed(2)} % (reference 13.44 %)`);
+    expect(wer).toBeLessThanOrEqual(0.145);
+  });
+
+  it('CER on aishell_zh (15 files, greedy) is within the README bound (≤ 14.2 %)', async () => {
+    const cer = score(join(EVAL, 'aishell_zh'), await transcribeSet('aishell_zh', 'zh'), 'zh');
+    console.log(`whisper-base aishell_zh greedy CER ${(cer * 100).toFixed(2)} % (reference 13.16 %)`);
+    expect(cer).toBeLessThanOrEqual(0.142);
+  });
+
+  it("detects the reference's top language on every FLEURS and AISHELL file", async () => {
+    const refs = readReference(BASE).filter((r) => r.set.startsWith('fleurs_') || r.set === 'aishell_zh');
+    expect(refs.length).toBe(40);
+    const model = whisper.model;
+    for (const r of refs) {
+      const audio = await decodeAudio(join(EVAL, r.set, r.file));
+      const mel = logMelSpectrogram(audio, model.config.nMels, N_SAMPLES);
+      const d = await detectLanguage(model, await model.encode(melWindow(mel, 0), 1));
+      expect(d.language, `${r.set}/${r.file}`).toBe(r.langid?.top);
+      expect(Math.abs(d.probability - (r.langid?.p_top ?? 0)), `${r.set}/${r.file} p`).toBeLessThan(0.05);
+    }
+  });
+
+  it('language "auto" reports the detected language and its probability in the info', async () => {
+    const { info } = await whisper.transcribe(join(EVAL, 'fleurs_de', 'fleurs-de-000.ogg'));
+    expect(info.language).toBe('de');
+    expect(info.languageProbability).toBeGreaterThan(0.5);
+    expect(info.allLanguageProbs?.de).toBe(info.languageProbability);
+  });
+
+  it('--task translate turns German FLEURS speech into English text', async () => {
+    const english = new Set(['the', 'a', 'an', 'of', 'to', 'and', 'is', 'in', 'you', 'that', 'on', 'for', 'it', 'was', 'with', 'as', 'are', 'be']);
+    const german = new Set(['die', 'der', 'und', 'das', 'sie', 'ist', 'nicht', 'auf', 'den', 'zu', 'ein', 'eine', 'mit', 'auch']);
+    const words = (t: string) => t.toLowerCase().match(/\p{L}+/gu) ?? [];
+    for (const { file } of readTranscripts('fleurs_de')) {
+      const path = join(EVAL, 'fleurs_de', file);
+      const tr = await whisper.transcribeAll(path, { task: 'translate', language: 'de' });
+      const w = words(tr.text);
+      expect(w.length, file).toBeGreaterThan(5);
+      const en = w.filter((x) => english.has(x)).length;
+      const de = w.filter((x) => german.has(x)).length;
+      expect(en, `${file}: ${tr.text}`).toBeGreaterThan(de);
+      expect(en / w.length, `${file}: ${tr.text}`).toBeGreaterThan(0.1);
+    }
+  });
+});
