@@ -1,0 +1,145 @@
+import { execFile } from 'node:child_process';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { JFK, ROOT, TINY_EN } from './helpers/paths.js';
+
+const run = promisify(execFile);
+const BIN = join(ROOT, 'bin', 'whisper-ts.js');
+
+async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [BIN, ...args], {
+      env: { ...process.env, HF_HUB_OFFLINE: '1', ...env },
+      maxBuffer: 32 * 1024 * 1024,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+async function ffprobeCues(file: string): Promise<{ start: number; end: number }[]> {
+  const r = await run('ffprobe', ['-v', 'error', '-show_entries', 'packet=pts_time,duration_time', '-of', 'json', file]);
+  const packets = (JSON.parse(r.stdout) as { packets: { pts_time: string; duration_time: string }[] }).packets;
+  return packets.map((p) => ({ start: Number(p.pts_time), end: Number(p.pts_time) + Number(p.duration_time) }));
+}
+
+describe('whisper-ts CLI', () => {
+  beforeAll(() => {
+    if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('run `npm run build` first');
+  });
+
+  it('writes every output format, and each parses back to the same segments', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'wts-cli-'));
+    const r = await cli(['transcribe', JFK, '--model', TINY_EN, '--threads', '2', '-f', 'all', '-o', out, '--quiet']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['jfk.json', 'jfk.srt', 'jfk.tsv', 'jfk.txt', 'jfk.vtt']);
+
+    const json = JSON.parse(readFileSync(join(out, 'jfk.json'), 'utf8')) as {
+      task: string;
+      language: string;
+      duration: number;
+      text: string;
+      segments: { id: number; start: number; end: number; text: string; tokens: number[]; avg_logprob: number; no_speech_prob: number; compression_ratio: number; temperature: number; seek: number }[];
+    };
+    expect(json.task).toBe('transcribe');
+    expect(json.language).toBe('english');
+    expect(json.duration).toBeCloseTo(11, 3);
+    expect(json.text.toLowerCase()).toContain('ask not what your country can do for you');
+    expect(json.segments.length).toBeGreaterThan(0);
+    for (const s of json.segments) {
+      expect(typeof s.avg_logprob).toBe('number');
+      expect(s.end).toBeGreaterThan(s.start);
+      expect(s.tokens.length).toBeGreaterThan(0);
+    }
+
+    const txt = readFileSync(join(out, 'jfk.txt'), 'utf8');
+    expect(txt.split('\n').filter(Boolean)).toEqual(json.segments.map((s) => s.text.trim()));
+
+    const tsv = readFileSync(join(out, 'jfk.tsv'), 'utf8').trim().split('\n');
+    expect(tsv[0]).toBe('start\tend\ttext');
+    const tsvRows = tsv.slice(1).map((l) => l.split('\t'));
+    expect(tsvRows.map((c) => [Number(c[0]) / 1000, Number(c[1]) / 1000, c[2]])).toEqual(
+      json.segments.map((s) => [s.start, s.end, s.text.trim()]),
+    );
+
+    for (const ext of ['srt', 'vtt']) {
+      const cues = await ffprobeCues(join(out, `jfk.${ext}`));
+      expect(cues.length, ext).toBe(json.segments.length);
+      cues.forEach((c, i) => {
+        expect(c.start).toBeCloseTo(json.segments[i]?.start ?? -1, 2);
+        expect(c.end).toBeCloseTo(json.segments[i]?.end ?? -1, 2);
+      });
+      const text = readFileSync(join(out, `jfk.${ext}`), 'utf8');
+      for (const s of json.segments) expect(text).toContain(s.text.trim());
+    }
+    expect(readFileSync(join(out, 'jfk.vtt'), 'utf8').startsWith('WEBVTT\n')).toBe(true);
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('bad files in one call: a clear error per bad file, the good files still written, exit code 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wts-bad-'));
+    const out = join(dir, 'out');
+    writeFileSync(join(dir, 'empty.wav'), '');
+    const wav = readFileSync(JFK);
+    writeFileSync(join(dir, 'truncated.wav'), wav.subarray(0, 44 + 1000)); // header promises far more data
+    writeFileSync(join(dir, 'notes.wav'), 'these are meeting notes, not audio\n');
+    copyFileSync(JFK, join(dir, 'good1.wav'));
+    copyFileSync(join(ROOT, '..', 'shared', 'eval', 'jfk', 'jfk.flac'), join(dir, 'good2.flac'));
+    const files = ['good1.wav', 'empty.wav', 'truncated.wav', 'notes.wav', 'missing.wav', 'good2.flac'].map((f) => join(dir, f));
+    const r = await cli(['transcribe', ...files, '--model', TINY_EN, '--threads', '2', '-f', 'txt', '-o', out, '--quiet']);
+    expect(r.code).toBe(1);
+    expect(readdirSync(out).sort()).toEqual(['good1.txt', 'good2.txt']);
+    for (const f of ['good1.txt', 'good2.txt']) expect(readFileSync(join(out, f), 'utf8').toLowerCase()).toContain('fellow americans');
+    const lines = r.stderr.split('\n');
+    const lineFor = (name: string) => lines.find((l) => l.includes(name) && l.includes('error')) ?? '';
+    expect(lineFor('empty.wav')).toMatch(/E_AUDIO_DECODE.*empty/i);
+    expect(lineFor('truncated.wav')).toMatch(/E_AUDIO_DECODE.*truncat/i);
+    expect(lineFor('notes.wav')).toMatch(/E_AUDIO_DECODE/);
+    expect(lineFor('missing.wav')).toMatch(/E_AUDIO_NOT_FOUND/);
+    expect(r.stderr).toMatch(/4 of 6 file\(s\) failed/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a model folder that lacks a file: an error naming the file, exit code 3', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wts-model-'));
+    const model = join(dir, 'tiny');
+    cpSync(TINY_EN, model, { recursive: true, filter: (src) => !src.endsWith('decoder_model_merged_quantized.onnx') });
+    const r1 = await cli(['transcribe', JFK, '--model', model, '--quiet']);
+    expect(r1.code).toBe(3);
+    expect(r1.stderr).toMatch(/E_MODEL_FILE_MISSING.*decoder_model_merged/);
+    rmSync(join(model, 'preprocessor_config.json'));
+    const r2 = await cli(['transcribe', JFK, '--model', model, '--quiet']);
+    expect(r2.code).toBe(3);
+    expect(r2.stderr).toMatch(/preprocessor_config\.json/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('bad options: exit code 2 and a message naming the flag; --help lists every flag with its default', async () => {
+    const r = await cli(['transcribe', JFK, '--model', TINY_EN, '--temperature', 'hot']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--temperature/);
+    const e = await cli(['transcribe', JFK, '--model', TINY_EN, '--language', 'de', '--quiet']);
+    expect(e.code).toBe(1);
+    expect(e.stderr).toMatch(/English-only/);
+    const h = await cli(['transcribe', '--help']);
+    expect(h.code).toBe(0);
+    for (const flag of ['--language', '--task', '--output-format', '--output-dir', '--threads', '--dtype', '--verbose', '--no-speech-threshold']) {
+      expect(h.stdout).toContain(flag);
+    }
+    expect(h.stdout).toMatch(/--compression-ratio-threshold.*\(default: 2\.4\)/);
+  });
+
+  it('--verbose prints segments with times; English-only model on --task translate is refused', async () => {
+    const r = await cli(['transcribe', JFK, '--model', TINY_EN, '--threads', '2', '--verbose']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^\[00:00:00\.000 --> 00:00:0\d\.\d{3}\] And so my fellow Americans/m);
+    const t = await cli(['transcribe', JFK, '--model', TINY_EN, '--task', 'translate', '--quiet']);
+    expect(t.code).not.toBe(0);
+    expect(t.stderr).toMatch(/English-only/);
+  });
+});
