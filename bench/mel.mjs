@@ -10,20 +10,26 @@ const repeat = i >= 0 ? Number(args[i + 1]) : 20;
 const file = args.find((a, j) => !a.startsWith('--') && args[j - 1] !== '--repeat') ??
   new URL('../../shared/eval/longform_en/librispeech_test_other_3ch_concat.flac', import.meta.url).pathname;
 
-/** Best and median wall time of `fn` over `n` runs, after one warm-up run. */
+/**
+ * Best and median wall time of `fn` over `n` runs after three warm-up runs, and its mean CPU time (user + system):
+ * on a shared machine the CPU time is the steadier figure.
+ */
 function time(fn, n = repeat) {
-  fn();
+  for (let k = 0; k < 3; k++) fn();
   const ms = [];
+  const cpu0 = process.cpuUsage();
   for (let k = 0; k < n; k++) {
     const t0 = process.hrtime.bigint();
     fn();
     ms.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
+  const cpu = process.cpuUsage(cpu0);
   ms.sort((a, b) => a - b);
-  return `best ${ms[0].toFixed(2)} ms, median ${ms[Math.floor(n / 2)].toFixed(2)} ms (${n} runs)`;
+  const cpuMs = (cpu.user + cpu.system) / 1000 / n;
+  return `best ${ms[0].toFixed(2)} ms, median ${ms[Math.floor(n / 2)].toFixed(2)} ms, cpu ${cpuMs.toFixed(2)} ms (${n} runs)`;
 }
 
-let t0 = process.hrtime.bigint();
+const t0 = process.hrtime.bigint();
 const audio = await decodeAudio(file);
 const decodeMs = Number(process.hrtime.bigint() - t0) / 1e6;
 const seconds = audio.length / SAMPLE_RATE;

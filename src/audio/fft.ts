@@ -408,22 +408,25 @@ export class RealFft {
     const h = this.n / 2;
     const { re: fr, im: fi, wr, wi } = this;
     this.half.transformPermuted(fr, fi);
-    // With Z = FFT(even + i·odd): E[k] = (Z[k] + conj Z[h-k]) / 2, O[k] = (Z[k] - conj Z[h-k]) / 2i,
-    // X[k] = E[k] + e^{-2πik/n} O[k]; at k = 0 and k = h (Z[h] = Z[0]) that is Re Z[0] ± Im Z[0].
+    // With Z = FFT(even + i·odd), A = Z[k], B = conj Z[h-k]: X[k] = E + w^k·O with E = (A + B)/2, O = (A - B)/2i,
+    // w = e^{-2πi/n}. Bin h-k has E' = conj E, O' = conj O and w^{h-k} = -conj w^k, so
+    // |X[k]|² = |E|² + |O|² + 2·Re(conj E · w^k·O) and |X[h-k]|² = |E|² + |O|² - 2·Re(conj E · w^k·O):
+    // one pass over k ≤ h/2 gives both. Below, e = 2E and o = 2O; at k = 0 and k = h, X = Re Z[0] ± Im Z[0].
     const r0 = fr[0] as number;
     const i0 = fi[0] as number;
     out[0] = (r0 + i0) * (r0 + i0);
     out[h] = (r0 - i0) * (r0 - i0);
-    for (let k = 1; k < h; k++) {
+    for (let k = 1; 2 * k <= h; k++) {
       const ar = fr[k] as number, ai = fi[k] as number;
       const br = fr[h - k] as number, bi = -(fi[h - k] as number);
-      const er = 0.5 * (ar + br), ei = 0.5 * (ai + bi);
-      // (a - b) / 2i = (ai - bi)/2 - i (ar - br)/2
-      const or = 0.5 * (ai - bi), oi = -0.5 * (ar - br);
+      const er = ar + br, ei = ai + bi;
+      const or = ai - bi, oi = br - ar; // (A - B)/i
       const c = wr[k] as number, s = wi[k] as number;
-      const xr = er + or * c - oi * s;
-      const xi = ei + or * s + oi * c;
-      out[k] = xr * xr + xi * xi;
+      const wor = c * or - s * oi, woi = c * oi + s * or;
+      const p = 0.25 * (er * er + ei * ei + or * or + oi * oi);
+      const q = 0.5 * (er * wor + ei * woi);
+      out[k] = p + q;
+      out[h - k] = p - q; // the same bin when k = h/2, where q = 0 (e and o are real, w^k·o imaginary)
     }
   }
 }

@@ -124,6 +124,9 @@ export function logMelSpectrogram(samples: Float32Array, nMels: number, padding 
   const half = N_FFT / 2;
   const LOG_FLOOR = -10; // log10(1e-10), the value of a silent frame
   let maxLog = -Infinity;
+  // Frames that lie wholly in the zero padding (one contiguous run) are filled in at the end.
+  let zeroFrom = nFrames;
+  let zeroTo = nFrames;
 
   for (let t = 0; t < nFrames; t++) {
     const start = t * HOP_LENGTH - half; // first sample of the frame in the unpadded signal
@@ -131,8 +134,8 @@ export function logMelSpectrogram(samples: Float32Array, nMels: number, padding 
       fft.windowedPowerSpectrum(samples, start, HANN, power);
     } else if (start >= n && start + N_FFT <= total) {
       // Entirely inside the zero padding: the spectrum is exactly 0, every bin log10(1e-10).
-      for (let m = 0; m < nMels; m++) data[m * nFrames + t] = LOG_FLOOR;
-      if (LOG_FLOOR > maxLog) maxLog = LOG_FLOOR;
+      if (zeroFrom === nFrames) zeroFrom = t;
+      zeroTo = t + 1;
       continue;
     } else {
       // Frames that reach past either end (the first two, the last few): build them with reflect padding.
@@ -154,10 +157,20 @@ export function logMelSpectrogram(samples: Float32Array, nMels: number, padding 
     }
   }
 
+  if (zeroTo > zeroFrom && LOG_FLOOR > maxLog) maxLog = LOG_FLOOR;
   const floor = Math.fround(maxLog) - 8;
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i] as number;
-    data[i] = ((v > floor ? v : floor) + 4) / 4;
+  const zeroValue = (Math.max(LOG_FLOOR, floor) + 4) / 4;
+  for (let m = 0; m < nMels; m++) {
+    const row = m * nFrames;
+    for (let i = row; i < row + zeroFrom; i++) {
+      const v = data[i] as number;
+      data[i] = ((v > floor ? v : floor) + 4) / 4;
+    }
+    data.fill(zeroValue, row + zeroFrom, row + zeroTo);
+    for (let i = row + zeroTo; i < row + nFrames; i++) {
+      const v = data[i] as number;
+      data[i] = ((v > floor ? v : floor) + 4) / 4;
+    }
   }
   return { data, nMels, nFrames };
 }
