@@ -195,6 +195,12 @@ describe('melWindow', () => {
     expect(Array.from(melWindow(mel, 7, 2))).toEqual([0, 0, 0, 0]);
   });
 
+  it('reads frames at or past endFrame as zeros (openai transcribe.py: segment_size ≤ content_frames - seek)', () => {
+    expect(Array.from(melWindow(mel, 1, 3, 3))).toEqual([2, 3, 0, 7, 8, 0]);
+    expect(Array.from(melWindow(mel, 3, 2, 2))).toEqual([0, 0, 0, 0]);
+    expect(Array.from(melWindow(mel, 3, 4, 99))).toEqual([4, 5, 0, 0, 9, 10, 0, 0]);
+  });
+
   it('defaults to N_FRAMES frames', () => {
     expect(melWindow(mel, 0)).toHaveLength(2 * N_FRAMES);
   });

@@ -188,14 +188,28 @@ function reflect(i: number, len: number): number {
 }
 
 /**
- * Frames [offsetFrame, offsetFrame + nFrames) of a spectrogram as a new row-major [nMels, nFrames] array, zero
- * beyond the end: openai/whisper transcribe.py's `pad_or_trim(mel[:, seek:seek + N_FRAMES], N_FRAMES)`.
+ * Frames [offsetFrame, offsetFrame + nFrames) of a spectrogram as a new row-major [nMels, nFrames] array; frames at
+ * or past `endFrame` (default: the end of the spectrogram) are zeros, as pad_or_trim pads.
+ *
+ * Two callers in the reference differ here, for a spectrogram computed with padding = N_SAMPLES:
+ * - openai/whisper transcribe.py decodes `pad_or_trim(mel[:, seek:seek + segment_size], N_FRAMES)` with
+ *   segment_size ≤ content_frames − seek: pass `endFrame = content frames (mel.nFrames − N_FRAMES)`, and the
+ *   padding's own log-mel never reaches the model (zeros do); transformers' long-form generate does the same.
+ * - language detection there (`pad_or_trim(mel, N_FRAMES)`), and transformers' short-form features (audio padded to
+ *   30 s), keep the padding's log-mel: leave `endFrame` at its default. The reference tokens in
+ *   shared/models/<model>/reference were made that way for files up to 30 s.
  */
-export function melWindow(mel: MelSpectrogram, offsetFrame: number, nFrames: number = N_FRAMES): Float32Array {
+export function melWindow(
+  mel: MelSpectrogram,
+  offsetFrame: number,
+  nFrames: number = N_FRAMES,
+  endFrame: number = mel.nFrames,
+): Float32Array {
   checkCount('offsetFrame', offsetFrame, 0);
   checkCount('nFrames', nFrames, 0);
+  checkCount('endFrame', endFrame, 0);
   const out = new Float32Array(mel.nMels * nFrames);
-  const available = Math.max(0, Math.min(nFrames, mel.nFrames - offsetFrame));
+  const available = Math.max(0, Math.min(nFrames, Math.min(endFrame, mel.nFrames) - offsetFrame));
   if (available === 0) return out;
   for (let m = 0; m < mel.nMels; m++) {
     const src = m * mel.nFrames + offsetFrame;
