@@ -295,6 +295,12 @@ describe('errors', () => {
     await expectError(decodeAudio(join(dir, 'missing.mp3')), 'E_AUDIO_NOT_FOUND', 'missing.mp3');
   });
 
+  it('E_AUDIO_DECODE for a directory', async () => {
+    const path = join(dir, 'a-folder.wav');
+    mkdirSync(path, { recursive: true });
+    await expectError(decodeAudio(path), 'E_AUDIO_DECODE', path, 'directory');
+  });
+
   it('E_AUDIO_DECODE for an empty file or buffer', async () => {
     const path = join(dir, 'empty.wav');
     writeFileSync(path, '');
