@@ -1,0 +1,474 @@
+/**
+ * Graph rewrites for the quantized Whisper decoders, done once per model file and cached on disk.
+ *
+ * The q8 decoders of the onnx-community layout (as transformers.js quantizes them) tie the output projection to the
+ * token embedding: the int8 table [vocab, d_model] reaches the logits through
+ * `MatMul(hidden, DequantizeLinear(Transpose(table)))`, so every decoding step transposes and dequantizes the whole
+ * table (51865 × 512 for base) before a float MatMul. `optimizeDecoder` finds that pattern (in the main graph and in
+ * the branches of the merged decoder's `If`) and gives the MatMul a precomputed, pre-transposed weight, so ONNX Runtime
+ * sees a constant and does the work once at load. The rewritten model goes to a cache folder, never next to the source
+ * (which may be a read-only Hub snapshot).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { WhisperError } from '../errors.js';
+import {
+  DataType,
+  decodeModel,
+  encodeModel,
+  int64ToNumber,
+  newTensor,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+} from './onnx-proto.js';
+
+/** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
+export const GRAPH_REWRITE_VERSION = 1;
+
+export interface OptimizeOptions {
+  /**
+   * Folder for rewritten graphs. Default: `$XDG_CACHE_HOME/whisper-ts/graphs`, else `~/.cache/whisper-ts/graphs`.
+   */
+  cacheDir?: string;
+}
+
+export interface OptimizeResult {
+  /** The file to load: the rewritten copy in the cache folder, or the source file itself. */
+  path: string;
+  /** True when `path` is a rewritten copy. */
+  rewritten: boolean;
+  /** Why the source is returned as it is (set only when `rewritten` is false). */
+  reason?: string;
+}
+
+export function defaultGraphCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env['XDG_CACHE_HOME'];
+  const base = xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache');
+  return join(base, 'whisper-ts', 'graphs');
+}
+
+/**
+ * Returns a faster equivalent of the ONNX decoder at `path`: on the first call for a given file content, the graph
+ * is rewritten and written to the cache folder; later calls return the cached path without parsing the model.
+ * A model without the pattern comes back unchanged (`rewritten: false`, with the reason).
+ *
+ * Throws `E_MODEL_FILE_MISSING` when `path` does not exist, `E_MODEL_INVALID` when it is not an ONNX model, and
+ * `E_IO` when it cannot be read. A cache folder that cannot be written is not an error: the source comes back with
+ * `rewritten: false` and the reason.
+ */
+export async function optimizeDecoder(path: string, options: OptimizeOptions = {}): Promise<OptimizeResult> {
+  const source = resolve(path);
+  const cacheDir = resolve(options.cacheDir ?? defaultGraphCacheDir());
+  const key = `${source}\0${cacheDir}`;
+  // Concurrent calls for the same file in this process share one rewrite.
+  let pending = inFlight.get(key);
+  if (pending === undefined) {
+    pending = optimizeOnce(source, cacheDir).finally(() => inFlight.delete(key));
+    inFlight.set(key, pending);
+  }
+  return pending;
+}
+
+const inFlight = new Map<string, Promise<OptimizeResult>>();
+
+/** What the cache remembers of a source file whose content held no pattern. */
+interface Outcome {
+  rewritten: boolean;
+  reason?: string;
+}
+
+/** The content hash of a source file, remembered against its size, mtime and inode (as git's index does). */
+interface StatMemo {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  sha256: string;
+}
+
+async function optimizeOnce(source: string, cacheDir: string): Promise<OptimizeResult> {
+  const info = await statSource(source);
+  const memoPath = join(cacheDir, 'stat', `${sha256Hex(Buffer.from(source))}.json`);
+
+  // Warm path: the stat memo names the content hash; the cached outcome tells the rest. No read, no parse.
+  const memo = await readJson<StatMemo>(memoPath);
+  if (memo !== undefined && memo.size === info.size && memo.mtimeMs === info.mtimeMs && memo.ino === info.ino) {
+    const cached = await cachedResult(source, cacheDir, memo.sha256);
+    if (cached !== undefined) return cached;
+  }
+
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(source);
+  } catch (cause) {
+    throw new WhisperError('E_IO', `cannot read ${source}: ${String(cause)}`, { cause });
+  }
+  const hash = sha256Hex(bytes);
+  const cached = await cachedResult(source, cacheDir, hash);
+  if (cached !== undefined) {
+    await writeAtomic(memoPath, JSON.stringify({ ...statOf(info), sha256: hash })).catch(() => undefined);
+    return cached;
+  }
+
+  const model = decodeModel(bytes, source);
+  const outcome = rewriteModel(model);
+  try {
+    await mkdir(join(cacheDir, 'stat'), { recursive: true });
+    if (outcome.rewritten) await writeAtomic(modelPath(cacheDir, hash), encodeModel(model));
+    const record: Outcome = outcome.rewritten ? { rewritten: true } : { rewritten: false, reason: outcome.reason };
+    await writeAtomic(outcomePath(cacheDir, hash), JSON.stringify({ ...record, source, rewrites: outcome.rewrites }));
+    await writeAtomic(memoPath, JSON.stringify({ ...statOf(info), sha256: hash }));
+  } catch (cause) {
+    return { path: source, rewritten: false, reason: `the graph cache ${cacheDir} cannot be written: ${String(cause)}` };
+  }
+  return outcome.rewritten
+    ? { path: modelPath(cacheDir, hash), rewritten: true }
+    : { path: source, rewritten: false, reason: outcome.reason };
+}
+
+async function statSource(source: string): Promise<{ size: number; mtimeMs: number; ino: number }> {
+  try {
+    const s = await stat(source);
+    if (!s.isFile()) throw new WhisperError('E_MODEL_INVALID', `${source} is not a file`);
+    return { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
+  } catch (cause) {
+    if (cause instanceof WhisperError) throw cause;
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new WhisperError('E_MODEL_FILE_MISSING', `model file not found: ${source}`, { cause });
+    }
+    throw new WhisperError('E_IO', `cannot read ${source}: ${String(cause)}`, { cause });
+  }
+}
+
+function statOf(info: { size: number; mtimeMs: number; ino: number }): Omit<StatMemo, 'sha256'> {
+  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+}
+
+const modelPath = (dir: string, hash: string): string => join(dir, `${hash}.r${GRAPH_REWRITE_VERSION}.onnx`);
+const outcomePath = (dir: string, hash: string): string => join(dir, `${hash}.r${GRAPH_REWRITE_VERSION}.json`);
+
+async function cachedResult(source: string, cacheDir: string, hash: string): Promise<OptimizeResult | undefined> {
+  const outcome = await readJson<Outcome>(outcomePath(cacheDir, hash));
+  if (outcome === undefined) return undefined;
+  if (!outcome.rewritten) return { path: source, rewritten: false, reason: outcome.reason ?? 'no rewrite applies' };
+  const rewritten = modelPath(cacheDir, hash);
+  try {
+    await stat(rewritten);
+  } catch {
+    return undefined; // the model file was removed from the cache: rewrite again
+  }
+  return { path: rewritten, rewritten: true };
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes to a unique temporary name in the same folder, then renames: readers never see a partial file. */
+async function writeAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, file);
+  } catch (cause) {
+    await rm(tmp, { force: true });
+    throw cause;
+  }
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The rewrite
+
+interface RewriteOutcome {
+  rewritten: boolean;
+  reason: string;
+  /** One line per rewritten MatMul, for the cache's record. */
+  rewrites: string[];
+}
+
+/** An initializer and the graph that holds it (the main graph for tensors that `If` branches read). */
+interface Initializer {
+  tensor: TensorProto;
+  graph: GraphProto;
+}
+
+/** A weight `DequantizeLinear([Transpose](int8 table), scale, zero_point)` found feeding a MatMul. */
+interface QuantizedWeight {
+  table: Initializer;
+  transposed: boolean;
+  scale: number;
+  zeroPoint: number;
+  /** The nodes that compute the weight at run time, for removal when nothing else reads them. */
+  nodes: NodeProto[];
+}
+
+/**
+ * Rewrites `model` in place; returns whether anything changed. Exported for tests and tools; `optimizeDecoder` is
+ * the entry point.
+ */
+export function rewriteModel(model: ModelProto): RewriteOutcome {
+  const graph = model.graph;
+  if (graph === undefined) return { rewritten: false, reason: 'the model has no graph', rewrites: [] };
+  if (hasExternalData(graph)) {
+    return {
+      rewritten: false,
+      reason: 'the model keeps its weights in external data files; a copy elsewhere could not find them',
+      rewrites: [],
+    };
+  }
+  const rewrites: string[] = [];
+  const added = new Map<string, string>();
+  const names = allNames(graph);
+  rewriteGraph(graph, new Map(), rewrites, added, names);
+  return rewrites.length > 0
+    ? { rewritten: true, reason: '', rewrites }
+    : {
+        rewritten: false,
+        reason: 'no MatMul whose weight is DequantizeLinear of a per-tensor quantized initializer (or its Transpose)',
+        rewrites,
+      };
+}
+
+function rewriteGraph(
+  graph: GraphProto,
+  outer: ReadonlyMap<string, Initializer>,
+  rewrites: string[],
+  added: Map<string, string>,
+  names: Set<string>,
+): void {
+  const scope = new Map(outer);
+  for (const tensor of graph.initializer) if (tensor.name !== undefined) scope.set(tensor.name, { tensor, graph });
+  // Names this graph computes shadow outer initializers of the same name.
+  for (const input of graph.input) if (input.name !== undefined) scope.delete(input.name);
+  const producer = new Map<string, NodeProto>();
+  for (const node of graph.node) for (const output of node.output) producer.set(output, node);
+  for (const name of producer.keys()) scope.delete(name);
+
+  // Subgraphs first: they see this graph's initializers as outer-scope values.
+  for (const node of graph.node) {
+    for (const attribute of node.attribute) {
+      if (attribute.g !== undefined && attribute.g !== null) rewriteGraph(attribute.g, scope, rewrites, added, names);
+      for (const sub of attribute.graphs) rewriteGraph(sub, scope, rewrites, added, names);
+    }
+  }
+
+  let changed = false;
+  for (const node of graph.node) {
+    if (node.op_type !== 'MatMul' || !isDefaultDomain(node.domain)) continue;
+    const weightName = node.input[1];
+    if (weightName === undefined) continue;
+    const weight = matchQuantizedWeight(weightName, producer, scope);
+    if (weight === undefined) continue;
+    const newName = dequantizedInitializer(weight, added, names);
+    node.input = [node.input[0] ?? '', newName];
+    rewrites.push(
+      `${node.name ?? '(unnamed MatMul)'}: ${weight.table.tensor.name ?? ''}` +
+        `${weight.transposed ? ' transposed' : ''} dequantized to float32 ${newName}`,
+    );
+    changed = true;
+  }
+  if (changed) removeDeadNodes(graph);
+}
+
+function isDefaultDomain(domain: string | undefined | null): boolean {
+  return domain === undefined || domain === null || domain === '' || domain === 'ai.onnx';
+}
+
+function matchQuantizedWeight(
+  name: string,
+  producer: ReadonlyMap<string, NodeProto>,
+  scope: ReadonlyMap<string, Initializer>,
+): QuantizedWeight | undefined {
+  const dq = producer.get(name);
+  if (dq === undefined || dq.op_type !== 'DequantizeLinear' || !isDefaultDomain(dq.domain)) return undefined;
+  // Blocked quantization (opset 21 block_size) and other layouts are left alone.
+  if (dq.attribute.some((a) => a.name === 'block_size' && int64ToNumber(a.i) !== 0)) return undefined;
+  const [xName, scaleName, zeroName] = dq.input;
+  if (xName === undefined || scaleName === undefined) return undefined;
+  const scaleInit = scope.get(scaleName);
+  const scale = scaleInit === undefined ? undefined : scalarFloat(scaleInit.tensor);
+  if (scale === undefined) return undefined;
+  let zeroPoint = 0;
+  let zeroType: number = DataType.UINT8;
+  if (zeroName !== undefined && zeroName !== '') {
+    const zeroInit = scope.get(zeroName);
+    const zero = zeroInit === undefined ? undefined : scalarInt8(zeroInit.tensor);
+    if (zero === undefined) return undefined;
+    zeroPoint = zero.value;
+    zeroType = zero.type;
+  }
+  const nodes: NodeProto[] = [dq];
+  let tableName = xName;
+  let transposed = false;
+  const transpose = producer.get(xName);
+  if (transpose !== undefined) {
+    if (transpose.op_type !== 'Transpose' || !isDefaultDomain(transpose.domain)) return undefined;
+    const perm = transpose.attribute.find((a) => a.name === 'perm')?.ints.map(int64ToNumber);
+    if (perm !== undefined && !(perm.length === 2 && perm[0] === 1 && perm[1] === 0)) return undefined;
+    tableName = transpose.input[0] ?? '';
+    transposed = true;
+    nodes.push(transpose);
+  }
+  const table = scope.get(tableName);
+  if (table === undefined) return undefined;
+  const t = table.tensor;
+  if (t.dims.length !== 2 || t.data_type !== zeroType || t.raw_data === undefined || t.raw_data === null) {
+    return undefined;
+  }
+  const [rows, cols] = t.dims.map(int64ToNumber) as [number, number];
+  if (t.raw_data.length !== rows * cols) return undefined;
+  return { table, transposed, scale, zeroPoint, nodes };
+}
+
+/** A float32 scalar (shape [] or [1]) from raw_data or float_data. */
+function scalarFloat(t: TensorProto): number | undefined {
+  if (t.data_type !== DataType.FLOAT || elementCount(t) !== 1) return undefined;
+  const raw = t.raw_data;
+  if (raw !== undefined && raw !== null && raw.length === 4) {
+    return new DataView(raw.buffer, raw.byteOffset, 4).getFloat32(0, true);
+  }
+  return t.float_data.length === 1 ? t.float_data[0] : undefined;
+}
+
+/** A uint8 or int8 scalar (shape [] or [1]) from raw_data or int32_data. */
+function scalarInt8(t: TensorProto): { value: number; type: number } | undefined {
+  if ((t.data_type !== DataType.UINT8 && t.data_type !== DataType.INT8) || elementCount(t) !== 1) return undefined;
+  const raw = t.raw_data;
+  let value: number | undefined;
+  if (raw !== undefined && raw !== null && raw.length === 1) value = raw[0];
+  else if (t.int32_data.length === 1) value = t.int32_data[0];
+  if (value === undefined) return undefined;
+  if (t.data_type === DataType.INT8) value = (value << 24) >> 24;
+  return { value, type: t.data_type };
+}
+
+function elementCount(t: TensorProto): number {
+  return t.dims.reduce<number>((n, d) => n * int64ToNumber(d), 1);
+}
+
+/**
+ * Adds (once per table, scale, zero point and orientation) a float32 initializer holding the dequantized weight,
+ * transposed when the graph transposed it, next to the table (so both `If` branches share it). Returns its name.
+ *
+ * `(q - zero_point) * scale` in float32 is what DequantizeLinear computes: the integer difference is exact, and the
+ * double product of two float32 values is exact too, so `Math.fround` gives the same float32 ONNX Runtime does.
+ */
+function dequantizedInitializer(weight: QuantizedWeight, added: Map<string, string>, names: Set<string>): string {
+  const { tensor, graph } = weight.table;
+  const tableName = tensor.name ?? '';
+  const key = `${tableName}\0${weight.scale}\0${weight.zeroPoint}\0${weight.transposed}`;
+  const existing = added.get(key);
+  if (existing !== undefined) return existing;
+
+  const [rows, cols] = tensor.dims.map(int64ToNumber) as [number, number];
+  const raw = tensor.raw_data as Uint8Array;
+  const q = tensor.data_type === DataType.INT8 ? new Int8Array(raw.buffer, raw.byteOffset, raw.length) : raw;
+  const out = new Float32Array(rows * cols);
+  const { scale, zeroPoint } = weight;
+  if (weight.transposed) {
+    // out[c][r] = deq(table[r][c]): walk the output in order, reading the table by column.
+    for (let c = 0; c < cols; c++) {
+      const base = c * rows;
+      for (let r = 0; r < rows; r++) out[base + r] = Math.fround(((q[r * cols + c] as number) - zeroPoint) * scale);
+    }
+  } else {
+    for (let i = 0; i < out.length; i++) out[i] = Math.fround(((q[i] as number) - zeroPoint) * scale);
+  }
+
+  const name = uniqueName(`${tableName}_dequantized${weight.transposed ? '_transposed' : ''}`, names);
+  const initializer = newTensor({
+    name,
+    dims: weight.transposed ? [cols, rows] : [rows, cols],
+    data_type: DataType.FLOAT,
+    raw_data: new Uint8Array(out.buffer, out.byteOffset, out.byteLength),
+  });
+  // Replace, never push: an absent repeated field is a shared frozen array.
+  graph.initializer = [...graph.initializer, initializer];
+  added.set(key, name);
+  return name;
+}
+
+function uniqueName(base: string, names: Set<string>): string {
+  let name = base;
+  for (let i = 1; names.has(name); i++) name = `${base}_${i}`;
+  names.add(name);
+  return name;
+}
+
+/** Every tensor and node name in the model, so new names never collide. */
+function allNames(graph: GraphProto, names = new Set<string>()): Set<string> {
+  for (const t of graph.initializer) if (t.name !== undefined) names.add(t.name);
+  for (const v of [...graph.input, ...graph.output, ...graph.value_info]) if (v.name !== undefined) names.add(v.name);
+  for (const node of graph.node) {
+    for (const n of [...node.input, ...node.output]) names.add(n);
+    if (node.name !== undefined) names.add(node.name);
+    for (const a of node.attribute) {
+      if (a.g !== undefined && a.g !== null) allNames(a.g, names);
+      for (const g of a.graphs) allNames(g, names);
+    }
+  }
+  return names;
+}
+
+function hasExternalData(graph: GraphProto): boolean {
+  for (const t of graph.initializer) if (t.data_location === 1) return true;
+  for (const node of graph.node) {
+    for (const a of node.attribute) {
+      if (a.t?.data_location === 1) return true;
+      if (a.g !== undefined && a.g !== null && hasExternalData(a.g)) return true;
+      if (a.graphs.some(hasExternalData)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Drops nodes whose outputs nobody reads any more (the Transpose and DequantizeLinear the rewrite bypassed), with
+ * their value_info. Reads by nested subgraphs (outer-scope names) and graph outputs count as uses.
+ */
+function removeDeadNodes(graph: GraphProto): void {
+  for (;;) {
+    const used = new Set<string>();
+    for (const o of graph.output) if (o.name !== undefined) used.add(o.name);
+    for (const node of graph.node) {
+      for (const i of node.input) used.add(i);
+      for (const a of node.attribute) {
+        if (a.g !== undefined && a.g !== null) collectInputs(a.g, used);
+        for (const g of a.graphs) collectInputs(g, used);
+      }
+    }
+    const dead = graph.node.filter(
+      (n) => n.output.length > 0 && n.output.every((o) => !used.has(o)) && isPure(n),
+    );
+    if (dead.length === 0) return;
+    const deadOutputs = new Set(dead.flatMap((n) => n.output));
+    graph.node = graph.node.filter((n) => !dead.includes(n));
+    graph.value_info = graph.value_info.filter((v) => v.name === undefined || !deadOutputs.has(v.name));
+  }
+}
+
+/** Only the ops this rewrite bypasses are removed when unused; anything else stays as the author wrote it. */
+function isPure(node: NodeProto): boolean {
+  return isDefaultDomain(node.domain) && (node.op_type === 'DequantizeLinear' || node.op_type === 'Transpose');
+}
+
+function collectInputs(graph: GraphProto, used: Set<string>): void {
+  for (const node of graph.node) {
+    for (const i of node.input) used.add(i);
+    for (const a of node.attribute) {
+      if (a.g !== undefined && a.g !== null) collectInputs(a.g, used);
+      for (const g of a.graphs) collectInputs(g, used);
+    }
+  }
+}

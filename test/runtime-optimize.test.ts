@@ -1,0 +1,279 @@
+/**
+ * optimizeDecoder on the real q8 decoders: the rewritten graph must give the original's logits (same argmax at every
+ * step of the teacher-forced jfk sequence), the cache must be hit on later calls, and models without the pattern or
+ * broken files must come back as documented.
+ */
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WhisperError } from '../src/errors.js';
+import { defaultGraphCacheDir, optimizeDecoder } from '../src/runtime/optimize.js';
+import { createSession, ort } from '../src/runtime/session.js';
+import { BASE, BASE_TS, TINY_EN, readReference } from './helpers/paths.js';
+
+const DECODER = 'onnx/decoder_model_merged_quantized.onnx';
+const ENCODER = 'onnx/encoder_model_quantized.onnx';
+
+/**
+ * Bound on |logit difference|. The rewrite hands the MatMul the very float32 weights DequantizeLinear computes
+ * (bit-identical); only ONNX Runtime's GEMM path changes (a constant weight is pre-packed), which reorders the
+ * float32 sums of d_model = 512 products. Measured: 3.4e-5 on this sequence and 4.2e-5 at most over 8171 teacher-
+ * forced positions of 96 eval files (logits up to ~40 in magnitude, i.e. a few float32 ulps). 1e-3 leaves room for
+ * other CPUs' kernels while staying far below the gaps that decide tokens; the argmax check covers the rest.
+ */
+const MAX_ABS_DIFF = 1e-3;
+
+let cacheDir: string;
+let scratch: string;
+
+beforeAll(() => {
+  cacheDir = mkdtempSync(join(tmpdir(), 'whisper-ts-graphs-'));
+  scratch = mkdtempSync(join(tmpdir(), 'whisper-ts-optimize-'));
+});
+
+afterAll(() => {
+  rmSync(cacheDir, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+interface ModelCase {
+  dir: string;
+  /** sot, [language, task,] notimestamps */
+  prompt: number[];
+  endOfText: number;
+}
+
+const CASES: Record<string, ModelCase> = {
+  'whisper-base': { dir: BASE, prompt: [50258, 50259, 50359, 50363], endOfText: 50257 },
+  'whisper-tiny.en': { dir: TINY_EN, prompt: [50257, 50362], endOfText: 50256 },
+};
+
+function readMel(modelDir: string): ort.Tensor {
+  const bytes = readFileSync(join(modelDir, 'reference', 'jfk_mel.f32'));
+  const mel = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  return new ort.Tensor('float32', mel.slice(), [1, 80, 3000]);
+}
+
+function jfkGreedyTokens(modelDir: string): number[] {
+  const record = readReference(modelDir).find((r) => r.file === 'jfk.wav');
+  if (record?.greedy === undefined) throw new Error(`no jfk.wav greedy reference in ${modelDir}`);
+  return record.greedy.tokens;
+}
+
+interface Forced {
+  /** One logits row per step: the prompt's last position, then one per forced token. */
+  logits: Float32Array[];
+  /** Extra outputs of the last step (cross_attentions.* of the timestamped decoder). */
+  last: Record<string, ort.Tensor>;
+}
+
+/**
+ * Feeds `prompt` (empty past, use_cache_branch = false), then each of `tokens` one at a time with the decoder
+ * presents fed back as past (use_cache_branch = true; the encoder presents of the first step are reused).
+ */
+async function teacherForce(
+  session: ort.InferenceSession,
+  hidden: ort.Tensor,
+  prompt: number[],
+  tokens: number[],
+): Promise<Forced> {
+  const pastNames = session.inputNames.filter((n) => n.startsWith('past_key_values.'));
+  const layers = pastNames.length / 4;
+  // past_key_values.*: [batch, heads, past_length, head_size]
+  const meta = session.inputMetadata.find((m) => m.name === pastNames[0]);
+  const [heads, headSize] = meta?.isTensor === true ? [Number(meta.shape[1]), Number(meta.shape[3])] : [NaN, NaN];
+  const empty = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, headSize]);
+  const ids = (t: number[]): ort.Tensor => new ort.Tensor('int64', BigInt64Array.from(t.map(BigInt)), [1, t.length]);
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: ids(prompt),
+    encoder_hidden_states: hidden,
+    use_cache_branch: new ort.Tensor('bool', [false], [1]),
+  };
+  for (const n of pastNames) feeds[n] = empty;
+  let out = await session.run(feeds);
+  const vocab = out['logits']!.dims[2]!;
+  const logits = [(out['logits']!.data as Float32Array).slice((prompt.length - 1) * vocab, prompt.length * vocab)];
+  const encoderPast: Record<string, ort.Tensor> = {};
+  for (let l = 0; l < layers; l++) {
+    for (const kv of ['key', 'value']) {
+      encoderPast[`past_key_values.${l}.encoder.${kv}`] = out[`present.${l}.encoder.${kv}`]!;
+    }
+  }
+  for (const token of tokens) {
+    const step: Record<string, ort.Tensor> = {
+      input_ids: ids([token]),
+      encoder_hidden_states: hidden,
+      use_cache_branch: new ort.Tensor('bool', [true], [1]),
+      ...encoderPast,
+    };
+    for (let l = 0; l < layers; l++) {
+      for (const kv of ['key', 'value']) step[`past_key_values.${l}.decoder.${kv}`] = out[`present.${l}.decoder.${kv}`]!;
+    }
+    out = await session.run(step);
+    logits.push((out['logits']!.data as Float32Array).slice(0, vocab));
+  }
+  return { logits, last: out };
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
+  return best;
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
+
+async function encode(modelDir: string): Promise<ort.Tensor> {
+  const encoder = await createSession(join(modelDir, ENCODER), { threads: 2 });
+  try {
+    const out = await encoder.run({ input_features: readMel(modelDir) });
+    return out['last_hidden_state']!;
+  } finally {
+    await encoder.release();
+  }
+}
+
+async function forced(path: string, hidden: ort.Tensor, prompt: number[], tokens: number[]): Promise<Forced> {
+  const session = await createSession(path, { threads: 2 });
+  try {
+    return await teacherForce(session, hidden, prompt, tokens);
+  } finally {
+    await session.release();
+  }
+}
+
+describe.each(Object.entries(CASES))('optimizeDecoder on %s', (_name, { dir, prompt, endOfText }) => {
+  it('rewrites the q8 decoder into the cache and keeps the logits (argmax identical at every step)', async () => {
+    const source = join(dir, DECODER);
+    const sourceFiles = readdirSync(dirname(source));
+    const result = await optimizeDecoder(source, { cacheDir });
+    expect(result.rewritten).toBe(true);
+    expect(result.reason).toBeUndefined();
+    expect(dirname(result.path)).toBe(cacheDir);
+    expect(readdirSync(dirname(source))).toEqual(sourceFiles); // nothing written next to the source
+
+    const tokens = jfkGreedyTokens(dir);
+    const hidden = await encode(dir);
+    const original = await forced(source, hidden, prompt, tokens);
+    const rewritten = await forced(result.path, hidden, prompt, tokens);
+    expect(rewritten.logits).toHaveLength(tokens.length + 1);
+
+    const originalIds = original.logits.map(argmax);
+    // The original graph reproduces the reference: the greedy tokens, then end-of-text.
+    expect(originalIds).toEqual([...tokens, endOfText]);
+    expect(rewritten.logits.map(argmax)).toEqual(originalIds);
+    const diff = Math.max(...original.logits.map((row, i) => maxAbsDiff(row, rewritten.logits[i]!)));
+    expect(diff).toBeLessThan(MAX_ABS_DIFF);
+  });
+
+  it('returns the cached file on later calls without rewriting it', async () => {
+    const source = join(dir, DECODER);
+    const first = await optimizeDecoder(source, { cacheDir });
+    const before = statSync(first.path);
+    const again = await optimizeDecoder(source, { cacheDir });
+    expect(again).toEqual(first);
+    const after = statSync(again.path);
+    expect(after.mtimeMs).toBe(before.mtimeMs);
+    expect(after.ino).toBe(before.ino);
+  });
+});
+
+describe('optimizeDecoder cache keys', () => {
+  it('keys the cache by content: a copy elsewhere hits it, new content at the same path does not', async () => {
+    const tinySource = join(TINY_EN, DECODER);
+    const cached = await optimizeDecoder(tinySource, { cacheDir });
+    const mtime = statSync(cached.path).mtimeMs;
+
+    const copy = join(scratch, 'decoder.onnx');
+    copyFileSync(tinySource, copy);
+    const viaCopy = await optimizeDecoder(copy, { cacheDir });
+    expect(viaCopy).toEqual(cached);
+    expect(statSync(cached.path).mtimeMs).toBe(mtime);
+
+    // Same path, other content (and size): the stat memo no longer matches, so the base decoder is rewritten.
+    copyFileSync(join(BASE, DECODER), copy);
+    const replaced = await optimizeDecoder(copy, { cacheDir });
+    expect(replaced.rewritten).toBe(true);
+    expect(replaced.path).not.toBe(cached.path);
+    expect(replaced.path).toBe((await optimizeDecoder(join(BASE, DECODER), { cacheDir })).path);
+  });
+
+  it('defaults to $XDG_CACHE_HOME/whisper-ts/graphs, else ~/.cache/whisper-ts/graphs', () => {
+    expect(defaultGraphCacheDir({ XDG_CACHE_HOME: '/var/cache/u' })).toBe('/var/cache/u/whisper-ts/graphs');
+    expect(defaultGraphCacheDir({})).toMatch(/[/\\]\.cache[/\\]whisper-ts[/\\]graphs$/);
+  });
+});
+
+describe('optimizeDecoder on the timestamped decoder', () => {
+  it('keeps logits and the cross_attentions outputs', async () => {
+    const source = join(BASE_TS, DECODER);
+    const result = await optimizeDecoder(source, { cacheDir });
+    expect(result.rewritten).toBe(true);
+    const prompt = CASES['whisper-base']!.prompt;
+    const tokens = jfkGreedyTokens(BASE); // the same weights as whisper-base
+    const hidden = await encode(BASE); // its encoder file is byte-identical to whisper-base's
+    const original = await forced(source, hidden, prompt, tokens);
+    const rewritten = await forced(result.path, hidden, prompt, tokens);
+    expect(rewritten.logits.map(argmax)).toEqual(original.logits.map(argmax));
+    const diff = Math.max(...original.logits.map((row, i) => maxAbsDiff(row, rewritten.logits[i]!)));
+    expect(diff).toBeLessThan(MAX_ABS_DIFF);
+    const crossNames = Object.keys(original.last).filter((n) => n.startsWith('cross_attentions.'));
+    expect(crossNames).toHaveLength(6);
+    for (const name of crossNames) {
+      const a = original.last[name]!;
+      const b = rewritten.last[name]!;
+      expect(b.dims).toEqual(a.dims);
+      // The rewrite does not touch attention: the weights come out the same.
+      expect(maxAbsDiff(a.data as Float32Array, b.data as Float32Array)).toBeLessThan(1e-6);
+    }
+  });
+});
+
+describe('optimizeDecoder on files it does not rewrite', () => {
+  it('returns a model without the pattern (the encoder) unchanged, with the reason, and caches that outcome', async () => {
+    const source = join(BASE, ENCODER);
+    const models = (): string[] => readdirSync(cacheDir).filter((f) => f.endsWith('.onnx'));
+    const before = models();
+    const result = await optimizeDecoder(source, { cacheDir });
+    expect(result).toEqual({ path: source, rewritten: false, reason: expect.stringContaining('DequantizeLinear') });
+    expect(models()).toEqual(before); // no copy written
+    expect(await optimizeDecoder(source, { cacheDir })).toEqual(result);
+  });
+
+  it('rejects a corrupt file with E_MODEL_INVALID naming the file', async () => {
+    const truncated = join(scratch, 'truncated.onnx');
+    writeFileSync(truncated, readFileSync(join(TINY_EN, DECODER)).subarray(0, 1_000_000));
+    const text = join(scratch, 'not-a-model.onnx');
+    writeFileSync(text, 'this is not an ONNX model\n');
+    for (const file of [truncated, text]) {
+      const error = await optimizeDecoder(file, { cacheDir }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(WhisperError);
+      expect((error as WhisperError).code).toBe('E_MODEL_INVALID');
+      expect((error as WhisperError).message).toContain(file);
+    }
+  });
+
+  it('rejects a missing file with E_MODEL_FILE_MISSING', async () => {
+    const missing = join(scratch, 'missing.onnx');
+    await expect(optimizeDecoder(missing, { cacheDir })).rejects.toMatchObject({
+      code: 'E_MODEL_FILE_MISSING',
+      message: expect.stringContaining(missing),
+    });
+  });
+
+  it('returns the source with the reason when the cache folder cannot be written', async () => {
+    const blocker = join(scratch, 'a-file');
+    writeFileSync(blocker, '');
+    const source = join(TINY_EN, DECODER);
+    const result = await optimizeDecoder(source, { cacheDir: join(blocker, 'graphs') });
+    expect(result.path).toBe(source);
+    expect(result.rewritten).toBe(false);
+    expect(result.reason).toContain('cannot be written');
+  });
+});
