@@ -5,6 +5,7 @@
  */
 import { WhisperError } from './errors.js';
 import { DTYPES, isDtype, type Dtype } from './dtypes.js';
+import { VAD_DEFAULTS, resolveVadOptions, type VadOptions } from './vad/options.js';
 
 export type Task = 'transcribe' | 'translate';
 export type Device = 'cpu' | 'cuda';
@@ -39,6 +40,22 @@ export interface TranscribeOptions {
   seed: number;
   /** Upper bound of tokens decoded per 30-s window (openai: n_text_ctx / 2). */
   maxNewTokens: number;
+  /**
+   * Cut out non-speech with Silero VAD before decoding (faster-whisper's vad_filter); every time stays in the original
+   * audio. On by default when `batchSize` > 1 (the batched pipeline cuts its chunks at speech pauses).
+   */
+  vadFilter: boolean;
+  /**
+   * VAD parameters laid over the mode's defaults: `VAD_DEFAULTS` for the sequential loop, `VAD_BATCHED_DEFAULTS`
+   * when `batchSize` > 1 (as faster-whisper's WhisperModel.transcribe and BatchedInferencePipeline.transcribe).
+   */
+  vadOptions: Readonly<Partial<VadOptions>>;
+  /**
+   * Chunks of ≤ 30 s decoded together. 1: openai's sequential seek loop. > 1: the batched pipeline (faster-whisper's
+   * BatchedInferencePipeline): speech chunks are decoded independently, so there is no conditioning on previous text
+   * and no `prefix`.
+   */
+  batchSize: number;
 }
 
 /** Options of loading a model. */
@@ -80,9 +97,21 @@ export const DEFAULTS: Readonly<AllOptions> = Object.freeze({
   bestOf: 5,
   seed: 0,
   maxNewTokens: 224,
+  vadFilter: false,
+  vadOptions: Object.freeze({}),
+  batchSize: 1,
 } satisfies AllOptions);
 
-type Kind = 'string' | 'number' | 'int' | 'boolean' | 'numbers' | 'ints' | 'nullable-number' | 'nullable-string';
+type Kind =
+  | 'string'
+  | 'number'
+  | 'int'
+  | 'boolean'
+  | 'numbers'
+  | 'ints'
+  | 'nullable-number'
+  | 'nullable-string'
+  | 'object';
 
 export interface OptionSpec {
   kind: Kind;
@@ -93,7 +122,20 @@ export interface OptionSpec {
   min?: number;
   max?: number;
   scope: 'load' | 'call';
+  /** Kind `object`: the fields it may hold, each with its own flag (the CLI adds one flag per field). */
+  fields?: Readonly<Record<string, OptionSpec>>;
+  /** Default shown in help where the option's DEFAULTS entry does not say it (fields of an object). */
+  shownDefault?: string;
 }
+
+const VAD_FIELD_SPECS: { readonly [K in keyof VadOptions]: OptionSpec } = {
+  threshold: { kind: 'number', flag: 'vad-threshold', scope: 'call', min: 0, max: 1, shownDefault: String(VAD_DEFAULTS.threshold), description: 'VAD: speech probability at or above which a 32 ms window is speech' },
+  negThreshold: { kind: 'nullable-number', flag: 'vad-neg-threshold', scope: 'call', min: 0, max: 1, shownDefault: 'threshold - 0.15', description: 'VAD: probability below which a window ends speech' },
+  minSpeechDurationMs: { kind: 'number', flag: 'vad-min-speech-duration-ms', scope: 'call', min: 0, shownDefault: String(VAD_DEFAULTS.minSpeechDurationMs), description: 'VAD: speech spans shorter than this are dropped' },
+  maxSpeechDurationS: { kind: 'number', flag: 'vad-max-speech-duration-s', scope: 'call', min: 0, max: Infinity, shownDefault: 'inf; 30 batched', description: "VAD: longer spans are split ('inf': no limit)" },
+  minSilenceDurationMs: { kind: 'number', flag: 'vad-min-silence-duration-ms', scope: 'call', min: 0, shownDefault: `${VAD_DEFAULTS.minSilenceDurationMs}; 160 batched`, description: 'VAD: silence needed to close a speech span' },
+  speechPadMs: { kind: 'number', flag: 'vad-speech-pad-ms', scope: 'call', min: 0, shownDefault: String(VAD_DEFAULTS.speechPadMs), description: 'VAD: padding added to each side of a speech span' },
+};
 
 /** Every option's CLI flag, type and help text; typed so that an option without an entry fails to compile. */
 export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
@@ -121,32 +163,47 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   bestOf: { kind: 'int', flag: 'best-of', scope: 'call', min: 1, max: 64, description: 'candidates sampled at temperature > 0' },
   seed: { kind: 'int', flag: 'seed', scope: 'call', min: 0, description: 'seed of the sampler' },
   maxNewTokens: { kind: 'int', flag: 'max-new-tokens', scope: 'call', min: 1, max: 448, description: 'most tokens decoded per 30-s window' },
+  vadFilter: { kind: 'boolean', flag: 'vad-filter', scope: 'call', description: 'cut out non-speech with Silero VAD before decoding (on by default with --batch-size > 1)' },
+  vadOptions: { kind: 'object', flag: 'vad', scope: 'call', fields: VAD_FIELD_SPECS, description: 'Silero VAD parameters (faster-whisper VadOptions)' },
+  batchSize: { kind: 'int', flag: 'batch-size', scope: 'call', min: 1, max: 64, description: 'speech chunks (≤ 30 s) decoded together; > 1: batched pipeline, no conditioning on previous text' },
 };
 
 export type ResolvedTranscribeOptions = Readonly<TranscribeOptions>;
 export type ResolvedLoadOptions = Readonly<LoadOptions>;
 
+/** How an option is named in messages: its key and its flag (`--vad-*` for the fields of an object). */
+function label(key: string, spec: OptionSpec): string {
+  return `${key} (--${spec.flag}${spec.kind === 'object' ? '-*' : ''})`;
+}
+
 function bad(key: keyof AllOptions, message: string): WhisperError {
-  return new WhisperError('E_OPTIONS', `option ${key} (--${OPTION_SPECS[key].flag}): ${message}`);
+  return new WhisperError('E_OPTIONS', `option ${label(key, OPTION_SPECS[key])}: ${message}`);
 }
 
 /** Checks one value against its spec and returns it in canonical form. */
 export function coerceOption(key: keyof AllOptions, value: unknown): unknown {
-  const spec = OPTION_SPECS[key];
+  return coerceWith(key, OPTION_SPECS[key], value);
+}
+
+function coerceWith(name: string, spec: OptionSpec, value: unknown): unknown {
+  const bad = (message: string): WhisperError => new WhisperError('E_OPTIONS', `option ${label(name, spec)}: ${message}`);
   const range = (n: number): number => {
-    if (!Number.isFinite(n)) throw bad(key, `${String(value)} is not a finite number`);
-    if (spec.min !== undefined && n < spec.min) throw bad(key, `${n} is below the minimum ${spec.min}`);
-    if (spec.max !== undefined && n > spec.max) throw bad(key, `${n} is above the maximum ${spec.max}`);
+    // a spec whose max is Infinity takes 'inf' (no limit)
+    if (Number.isNaN(n) || (!Number.isFinite(n) && spec.max !== Infinity)) {
+      throw bad(`${String(value)} is not a finite number`);
+    }
+    if (spec.min !== undefined && n < spec.min) throw bad(`${n} is below the minimum ${spec.min}`);
+    if (spec.max !== undefined && n > spec.max) throw bad(`${n} is above the maximum ${spec.max}`);
     return n;
   };
   const toNumber = (v: unknown): number => {
-    const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
-    if (typeof n !== 'number') throw bad(key, `expected a number, got ${JSON.stringify(v)}`);
+    const n = typeof v === 'string' && v.trim() !== '' ? (/^\+?inf(inity)?$/i.test(v.trim()) ? Infinity : Number(v)) : v;
+    if (typeof n !== 'number') throw bad(`expected a number, got ${JSON.stringify(v)}`);
     return range(n);
   };
   const toInt = (v: unknown): number => {
     const n = toNumber(v);
-    if (!Number.isInteger(n)) throw bad(key, `expected an integer, got ${String(v)}`);
+    if (!Number.isInteger(n)) throw bad(`expected an integer, got ${String(v)}`);
     return n;
   };
   const list = (v: unknown): unknown[] =>
@@ -155,9 +212,9 @@ export function coerceOption(key: keyof AllOptions, value: unknown): unknown {
     case 'string':
     case 'nullable-string': {
       if (value === null && spec.kind === 'nullable-string') return null;
-      if (typeof value !== 'string') throw bad(key, `expected a string, got ${JSON.stringify(value)}`);
+      if (typeof value !== 'string') throw bad(`expected a string, got ${JSON.stringify(value)}`);
       if (spec.choices && !spec.choices.includes(value)) {
-        throw bad(key, `"${value}" is not one of ${spec.choices.join(', ')}`);
+        throw bad(`"${value}" is not one of ${spec.choices.join(', ')}`);
       }
       return value;
     }
@@ -171,14 +228,28 @@ export function coerceOption(key: keyof AllOptions, value: unknown): unknown {
       if (typeof value === 'boolean') return value;
       if (value === 'true' || value === '1' || value === 'True') return true;
       if (value === 'false' || value === '0' || value === 'False') return false;
-      throw bad(key, `expected true or false, got ${JSON.stringify(value)}`);
+      throw bad(`expected true or false, got ${JSON.stringify(value)}`);
     case 'numbers': {
       const items = list(value).map(toNumber);
-      if (items.length === 0) throw bad(key, 'expected at least one number');
+      if (items.length === 0) throw bad('expected at least one number');
       return items;
     }
     case 'ints':
       return list(value).map(toInt);
+    case 'object': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw bad(`expected an object, got ${JSON.stringify(value)}`);
+      }
+      const fields = spec.fields ?? {};
+      const out: Record<string, unknown> = {};
+      for (const [field, v] of Object.entries(value)) {
+        const fieldSpec = fields[field];
+        if (fieldSpec === undefined) throw bad(`unknown field "${field}" (known: ${Object.keys(fields).join(', ')})`);
+        if (v === undefined) continue;
+        out[field] = coerceWith(`${name}.${field}`, fieldSpec, v);
+      }
+      return Object.freeze(out);
+    }
   }
 }
 
@@ -214,6 +285,16 @@ export const LOAD_KEYS = (Object.keys(OPTION_SPECS) as (keyof AllOptions)[]).fil
 export function resolveTranscribeOptions(input?: unknown): ResolvedTranscribeOptions {
   const o = resolve<TranscribeOptions>(TRANSCRIBE_KEYS, input, 'transcribe option');
   if (o.temperature.some((t) => t < 0)) throw bad('temperature', 'temperatures must be ≥ 0');
+  try {
+    resolveVadOptions(o.vadOptions); // combinations (negThreshold ≤ threshold, a long enough maxSpeechDurationS)
+  } catch (err) {
+    throw bad('vadOptions', err instanceof Error ? err.message : String(err));
+  }
+  if (o.batchSize > 1) {
+    // the batched pipeline cuts its chunks at speech pauses unless told not to (vadFilter: false: 30-s pieces)
+    if ((input as Partial<TranscribeOptions> | undefined)?.vadFilter === undefined) o.vadFilter = true;
+    if (o.prefix !== null) throw bad('prefix', 'is not supported with batchSize > 1 (chunks are decoded independently)');
+  }
   return Object.freeze(o);
 }
 

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { DEFAULTS, OPTION_SPECS, type AllOptions } from '../index.js';
+import { DEFAULTS, OPTION_SPECS, type AllOptions, type OptionSpec } from '../index.js';
 
 /**
  * An option whose value lands under the table's key. Commander would treat a flag starting with `--no-` (openai's
@@ -19,17 +19,29 @@ class TableOption extends Option {
   }
 }
 
-/** Adds one flag per option of the shared table (OPTION_SPECS), with the default from DEFAULTS in the help. */
+function tableOption(spec: OptionSpec, key: string, d: unknown): TableOption {
+  const value = spec.kind === 'boolean' ? ' [bool]' : spec.kind.endsWith('s') ? ' <list>' : ' <value>';
+  const shown = spec.shownDefault ?? (Array.isArray(d) ? d.join(',') : d === null ? 'none' : String(d));
+  const opt = new TableOption(`--${spec.flag}${value}`, `${spec.description} (default: ${shown})`, key);
+  if (spec.choices) opt.choices([...spec.choices]);
+  return opt;
+}
+
+/**
+ * Adds one flag per option of the shared table (OPTION_SPECS), with the default from DEFAULTS in the help; an
+ * option of kind `object` gets one flag per field (its values land under `key.field`).
+ */
 export function addOptionFlags(cmd: Command, scope: 'load' | 'call' | 'all'): Command {
   for (const key of Object.keys(OPTION_SPECS) as (keyof AllOptions)[]) {
     const spec = OPTION_SPECS[key];
     if (scope !== 'all' && spec.scope !== scope) continue;
-    const value = spec.kind === 'boolean' ? ' [bool]' : spec.kind.endsWith('s') ? ' <list>' : ' <value>';
-    const d = DEFAULTS[key];
-    const shown = Array.isArray(d) ? d.join(',') : d === null ? 'none' : String(d);
-    const opt = new TableOption(`--${spec.flag}${value}`, `${spec.description} (default: ${shown})`, key);
-    if (spec.choices) opt.choices([...spec.choices]);
-    cmd.addOption(opt);
+    if (spec.kind === 'object') {
+      for (const [field, fieldSpec] of Object.entries(spec.fields ?? {})) {
+        cmd.addOption(tableOption(fieldSpec, `${key}.${field}`, undefined));
+      }
+      continue;
+    }
+    cmd.addOption(tableOption(spec, key, DEFAULTS[key]));
   }
   return cmd;
 }
@@ -39,6 +51,15 @@ export function givenOptions(opts: Record<string, unknown>, scope: 'load' | 'cal
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(OPTION_SPECS) as (keyof AllOptions)[]) {
     if (OPTION_SPECS[key].scope !== scope) continue;
+    if (OPTION_SPECS[key].kind === 'object') {
+      const fields: Record<string, unknown> = {};
+      for (const field of Object.keys(OPTION_SPECS[key].fields ?? {})) {
+        const v = opts[`${key}.${field}`];
+        if (v !== undefined) fields[field] = v;
+      }
+      if (Object.keys(fields).length > 0) out[key] = fields;
+      continue;
+    }
     const v = opts[key];
     if (v !== undefined) out[key] = v === true && OPTION_SPECS[key].kind === 'boolean' ? true : v;
   }
