@@ -70,7 +70,8 @@ export function initialTokens(model: WhisperModel, o: DecodeWindowOptions): { to
   return { tokens, sotIndex };
 }
 
-function buildFilters(model: WhisperModel, o: DecodeWindowOptions): LogitFilter[] {
+/** The logit filters of a window's decoding (openai/whisper decoding.py DecodingTask.__init__); stateless, shared by every row. */
+export function buildFilters(model: WhisperModel, o: DecodeWindowOptions): LogitFilter[] {
   const tk = model.tokenizer;
   const filters: LogitFilter[] = [];
   if (o.suppressBlank) {
