@@ -56,6 +56,20 @@ export interface TranscribeOptions {
    * and no `prefix`.
    */
   batchSize: number;
+  /**
+   * Word-level timestamps from the cross-attention of the alignment heads (openai/whisper timing.py). Needs a decoder
+   * that outputs cross-attentions: the `_timestamped` exports (e.g. onnx-community/whisper-base_timestamped).
+   */
+  wordTimestamps: boolean;
+  /** With word timestamps: punctuation marks merged into the word after them. */
+  prependPunctuations: string;
+  /** With word timestamps: punctuation marks merged into the word before them. */
+  appendPunctuations: string;
+  /**
+   * With word timestamps: skip silent periods longer than this (seconds) when a possible hallucination is detected
+   * (openai/whisper transcribe.py). null: off.
+   */
+  hallucinationSilenceThreshold: number | null;
 }
 
 /** Options of loading a model. */
@@ -100,6 +114,10 @@ export const DEFAULTS: Readonly<AllOptions> = Object.freeze({
   vadFilter: false,
   vadOptions: Object.freeze({}),
   batchSize: 1,
+  wordTimestamps: false,
+  prependPunctuations: '"\'“¿([{-',
+  appendPunctuations: '"\'.。,，!！?？:：”)]}、',
+  hallucinationSilenceThreshold: null,
 } satisfies AllOptions);
 
 type Kind =
@@ -166,6 +184,10 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   vadFilter: { kind: 'boolean', flag: 'vad-filter', scope: 'call', description: 'cut out non-speech with Silero VAD before decoding (on by default with --batch-size > 1)' },
   vadOptions: { kind: 'object', flag: 'vad', scope: 'call', fields: VAD_FIELD_SPECS, description: 'Silero VAD parameters (faster-whisper VadOptions)' },
   batchSize: { kind: 'int', flag: 'batch-size', scope: 'call', min: 1, max: 64, description: 'speech chunks (≤ 30 s) decoded together; > 1: batched pipeline, no conditioning on previous text' },
+  wordTimestamps: { kind: 'boolean', flag: 'word-timestamps', scope: 'call', description: 'word-level timestamps (needs a _timestamped model, e.g. base_timestamped)' },
+  prependPunctuations: { kind: 'string', flag: 'prepend-punctuations', scope: 'call', description: 'with word timestamps: punctuation merged into the next word' },
+  appendPunctuations: { kind: 'string', flag: 'append-punctuations', scope: 'call', description: 'with word timestamps: punctuation merged into the previous word' },
+  hallucinationSilenceThreshold: { kind: 'nullable-number', flag: 'hallucination-silence-threshold', scope: 'call', min: 0, description: 'with word timestamps: skip silences longer than this (s) around a possible hallucination' },
 };
 
 export type ResolvedTranscribeOptions = Readonly<TranscribeOptions>;
@@ -289,6 +311,9 @@ export function resolveTranscribeOptions(input?: unknown): ResolvedTranscribeOpt
     resolveVadOptions(o.vadOptions); // combinations (negThreshold ≤ threshold, a long enough maxSpeechDurationS)
   } catch (err) {
     throw bad('vadOptions', err instanceof Error ? err.message : String(err));
+  }
+  if (o.hallucinationSilenceThreshold !== null && !o.wordTimestamps) {
+    throw bad('hallucinationSilenceThreshold', 'needs word timestamps (wordTimestamps: true, --word-timestamps)');
   }
   if (o.batchSize > 1) {
     // the batched pipeline cuts its chunks at speech pauses unless told not to (vadFilter: false: 30-s pieces)
