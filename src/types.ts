@@ -35,6 +35,8 @@ export interface TranscriptionInfo {
   allLanguageProbs?: Record<string, number>;
   /** Duration of the input audio in seconds. */
   duration: number;
+  /** Seconds of speech the voice-activity detector kept, when it ran (faster-whisper's duration_after_vad). */
+  durationAfterVad?: number;
   task: 'transcribe' | 'translate';
 }
 
