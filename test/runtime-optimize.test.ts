@@ -3,12 +3,13 @@
  * step of the teacher-forced jfk sequence), the cache must be hit on later calls, and models without the pattern or
  * broken files must come back as documented.
  */
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WhisperError } from '../src/errors.js';
-import { defaultGraphCacheDir, optimizeDecoder } from '../src/runtime/optimize.js';
+import { GRAPH_REWRITE_VERSION, defaultGraphCacheDir, optimizeDecoder } from '../src/runtime/optimize.js';
 import { createSession, ort } from '../src/runtime/session.js';
 import { BASE, BASE_TS, TINY_EN, readReference } from './helpers/paths.js';
 
@@ -202,6 +203,21 @@ describe('optimizeDecoder cache keys', () => {
     expect(replaced.rewritten).toBe(true);
     expect(replaced.path).not.toBe(cached.path);
     expect(replaced.path).toBe((await optimizeDecoder(join(BASE, DECODER), { cacheDir })).path);
+  });
+
+  it('removes the cached copies of other rewrite versions when it writes the current one', async () => {
+    const source = join(TINY_EN, DECODER);
+    const dir = mkdtempSync(join(scratch, 'versions-'));
+    const hash = createHash('sha256').update(readFileSync(source)).digest('hex');
+    const stale = [`${hash}.r0.onnx`, `${hash}.r0.json`];
+    for (const f of stale) writeFileSync(join(dir, f), 'old');
+    const unrelated = `${'0'.repeat(64)}.r0.onnx`;
+    writeFileSync(join(dir, unrelated), 'another model');
+    const result = await optimizeDecoder(source, { cacheDir: dir });
+    expect(result.path).toBe(join(dir, `${hash}.r${GRAPH_REWRITE_VERSION}.onnx`));
+    const files = readdirSync(dir);
+    for (const f of stale) expect(files).not.toContain(f);
+    expect(files).toContain(unrelated);
   });
 
   it('defaults to $XDG_CACHE_HOME/whisper-ts/graphs, else ~/.cache/whisper-ts/graphs', () => {
