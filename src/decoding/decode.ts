@@ -2,15 +2,17 @@ import { deflateSync } from 'node:zlib';
 import { throwIfAborted } from '../errors.js';
 import type { WhisperModel } from '../model/whisper-model.js';
 import type { ort } from '../runtime/session.js';
+import { BeamSearchChooser, GreedyChooser, type DecodeState, type TokenChooser } from './choosers.js';
 import {
   ApplyTimestampRules,
+  NoRepeatNgram,
+  RepetitionPenalty,
   SuppressBlank,
   SuppressTokens,
-  argmax,
   tokenLogprob,
   type LogitFilter,
 } from './logit-filters.js';
-import { Rng, sampleToken } from './sampler.js';
+import { MaximumLikelihoodRanker, type Ranker } from './ranker.js';
 
 export interface DecodeWindowOptions {
   language: string | null;
@@ -19,9 +21,22 @@ export interface DecodeWindowOptions {
   prompt: readonly number[];
   /** Tokens the output must start with. */
   prefix: readonly number[];
+  /** Hotword tokens put in the prompt before the previous text when there is no prefix (faster-whisper). */
+  hotwords?: readonly number[] | undefined;
   withoutTimestamps: boolean;
   temperature: number;
+  /** Candidates sampled at temperature > 0. */
   bestOf: number;
+  /** Beams at temperature 0; 1 is greedy. */
+  beamSize?: number | undefined;
+  /** Beam search stops once round(beamSize × patience) sequences finished; null is 1. */
+  patience?: number | null | undefined;
+  /** Ranking length penalty: null divides by the length, else ((5 + length) / 6) ** lengthPenalty. */
+  lengthPenalty?: number | null | undefined;
+  /** CTranslate2 repetition penalty (1: off). */
+  repetitionPenalty?: number | undefined;
+  /** CTranslate2 no-repeat n-gram size (0: off). */
+  noRepeatNgramSize?: number | undefined;
   /** Token ids to suppress; -1 expands to the model's list. */
   suppressTokens: readonly number[];
   suppressBlank: boolean;
@@ -32,7 +47,7 @@ export interface DecodeWindowOptions {
 }
 
 export interface DecodingResult {
-  /** Sampled tokens (prefix included, end-of-text excluded). */
+  /** Forced (timestamp, prefix) and chosen tokens, end-of-text excluded. */
   tokens: number[];
   text: string;
   avgLogprob: number;
@@ -49,8 +64,17 @@ export function compressionRatio(text: string): number {
   return bytes.length / deflateSync(bytes).length;
 }
 
-/** The prompt tokens in front of the sampled text (openai/whisper decoding.py DecodingTask._get_initial_tokens). */
-export function initialTokens(model: WhisperModel, o: DecodeWindowOptions): { tokens: number[]; sotIndex: number } {
+/**
+ * The decoder's input for one window: `tokens` is the whole prompt, `sotIndex` the position of
+ * <|startoftranscript|>, and the last `forced` tokens the ones the output is forced to start with (a timestamp and
+ * the prefix). openai/whisper decoding.py DecodingTask._get_initial_tokens, with faster-whisper transcribe.py
+ * get_prompt's hotwords and its <|0.00|> in front of a prefix when timestamps are on (so the output still opens with a
+ * timestamp).
+ */
+export function initialTokens(
+  model: WhisperModel,
+  o: DecodeWindowOptions,
+): { tokens: number[]; sotIndex: number; forced: number[] } {
   const tk = model.tokenizer;
   const s = tk.special;
   const sot: number[] = [s.sot];
@@ -60,25 +84,36 @@ export function initialTokens(model: WhisperModel, o: DecodeWindowOptions): { to
     if (task !== undefined) sot.push(task);
   }
   if (o.withoutTimestamps) sot.push(s.noTimestamps);
+  const half = Math.floor(model.config.nTextCtx / 2) - 1;
+  const hotwords = o.prefix.length === 0 && o.hotwords ? o.hotwords.slice(0, half) : [];
   const tokens: number[] = [];
-  if (o.prompt.length > 0) {
-    const keep = Math.floor(model.config.nTextCtx / 2) - 1;
-    tokens.push(s.sotPrev, ...o.prompt.slice(-keep));
+  if (o.prompt.length > 0 || hotwords.length > 0) {
+    // faster-whisper caps hotwords and the previous text at half the context each; together they keep to one half
+    // here, so that a long prompt never crowds the output out of the 448-token context
+    const keep = half - hotwords.length;
+    tokens.push(s.sotPrev, ...hotwords, ...(keep > 0 ? o.prompt.slice(-keep) : []));
   }
   const sotIndex = tokens.length;
-  tokens.push(...sot, ...o.prefix);
-  return { tokens, sotIndex };
+  const forced = o.prefix.length > 0 ? [...(o.withoutTimestamps ? [] : [s.timestampBegin]), ...o.prefix.slice(0, half)] : [];
+  tokens.push(...sot, ...forced);
+  return { tokens, sotIndex, forced };
 }
 
-/** The logit filters of a window's decoding (openai/whisper decoding.py DecodingTask.__init__); stateless, shared by every row. */
-export function buildFilters(model: WhisperModel, o: DecodeWindowOptions): LogitFilter[] {
+/**
+ * The logit filters of a window's decoding (openai/whisper decoding.py DecodingTask.__init__); stateless, shared by
+ * every row. `forced`: how many forced tokens (timestamp, prefix) open each row's sequence.
+ */
+export function buildFilters(model: WhisperModel, o: DecodeWindowOptions, forced = 0): LogitFilter[] {
   const tk = model.tokenizer;
   const filters: LogitFilter[] = [];
+  // CTranslate2 decoding.cc make_logits_processors: the repetition rules come before the suppressions
+  if (o.repetitionPenalty !== undefined && o.repetitionPenalty !== 1) filters.push(new RepetitionPenalty(o.repetitionPenalty));
+  if (o.noRepeatNgramSize !== undefined && o.noRepeatNgramSize > 0) filters.push(new NoRepeatNgram(o.noRepeatNgramSize));
   if (o.suppressBlank) {
     const blank = model.config.beginSuppressTokens.length
       ? model.config.beginSuppressTokens
       : [...tk.encode(' '), tk.special.eot];
-    filters.push(new SuppressBlank(blank));
+    filters.push(new SuppressBlank(blank, forced));
   }
   // openai/whisper decoding.py DecodingTask._get_suppress_tokens
   const suppress = new Set<number>();
@@ -97,85 +132,89 @@ export function buildFilters(model: WhisperModel, o: DecodeWindowOptions): Logit
   return filters;
 }
 
-/** Repeats a [1, T, D] tensor n times along the batch axis. */
-function repeatBatch(t: ort.Tensor, n: number, ortNs: typeof ort): ort.Tensor {
-  if (n === 1) return t;
-  const data = t.data as Float32Array;
-  const out = new Float32Array(data.length * n);
-  for (let i = 0; i < n; i++) out.set(data, i * data.length);
-  return new ortNs.Tensor('float32', out, [n, ...t.dims.slice(1)]);
+/**
+ * The chooser and ranker of one window (openai/whisper decoding.py DecodingTask.__init__): beam search at temperature
+ * 0 when beamSize > 1, else greedy; at temperature > 0, bestOf independent samples.
+ */
+function buildSearch(
+  o: DecodeWindowOptions,
+  eot: number,
+  forced: number,
+): { chooser: TokenChooser; ranker: Ranker } {
+  const ranker = new MaximumLikelihoodRanker(o.lengthPenalty ?? null);
+  const beam = o.beamSize ?? 1;
+  if (o.temperature === 0 && beam > 1) {
+    return { chooser: new BeamSearchChooser(beam, eot, forced, o.patience ?? 1), ranker };
+  }
+  const rows = o.temperature > 0 ? Math.max(1, o.bestOf) : 1;
+  return { chooser: new GreedyChooser(rows, o.temperature, eot, forced, o.seed), ranker };
 }
 
 /**
- * Decodes one 30-s window: greedy at temperature 0, else `bestOf` samples decoded as one batch and ranked by
- * average log-probability (openai/whisper decoding.py DecodingTask.run with the MaximumLikelihoodRanker).
+ * Decodes one 30-s window (openai/whisper decoding.py DecodingTask.run): the prompt runs once with one row, the cache
+ * is expanded to the chooser's rows (beams or samples), and all rows then step through the decoder as one batch; each
+ * step filters every live row's logits, lets the chooser pick (beam search reorders the cache rows), and the ranker
+ * picks among the finished candidates.
  */
 export async function decodeWindow(
   model: WhisperModel,
   encoderHidden: ort.Tensor,
   o: DecodeWindowOptions,
-  ortNs: typeof ort,
+  _ortNs?: typeof ort,
 ): Promise<DecodingResult> {
-  const rows = o.temperature > 0 ? Math.max(1, o.bestOf) : 1;
-  const { tokens: init, sotIndex } = initialTokens(model, o);
-  const filters = buildFilters(model, o);
+  const { tokens: init, sotIndex, forced } = initialTokens(model, o);
+  const filters = buildFilters(model, o, forced.length);
   const eot = model.tokenizer.special.eot;
   const noSpeech = model.tokenizer.special.noSpeech;
-  const cache = model.newCache(repeatBatch(encoderHidden, rows, ortNs));
-  const rng = new Rng(o.seed);
-  const sampled: number[][] = Array.from({ length: rows }, () => []);
-  const sums = new Float64Array(rows);
-  const done = new Array<boolean>(rows).fill(false);
+  const { chooser, ranker } = buildSearch(o, eot, forced.length);
+  const rows = chooser.rows;
+  const cache = model.newCache(encoderHidden);
+  const state: DecodeState = {
+    sequences: Array.from({ length: rows }, () => [...forced]),
+    sumLogprobs: new Array<number>(rows).fill(0),
+  };
   let noSpeechProb = Number.NaN;
-  let input: number[] = [];
-  for (let r = 0; r < rows; r++) input.push(...init);
+  let input = init;
   const maxTotal = model.config.nTextCtx;
+  let logits: Float32Array = new Float32Array(0);
   for (let step = 0; step < o.maxNewTokens; step++) {
     throwIfAborted(o.signal);
     const out = await model.decode(input, cache, { allLogits: step === 0 });
-    if (step === 0 && noSpeech !== undefined && out.allLogits) {
-      // openai/whisper decoding.py DecodingTask._main_loop: no-speech probability at <|startoftranscript|>
-      const v = out.vocab;
-      const row = out.allLogits.subarray(sotIndex * v, (sotIndex + 1) * v);
-      noSpeechProb = Math.exp(tokenLogprob(row, noSpeech));
-    }
-    input = [];
-    for (let r = 0; r < rows; r++) {
-      if (done[r]) {
-        input.push(eot);
-        continue;
+    const v = out.vocab;
+    if (step === 0) {
+      if (noSpeech !== undefined && out.allLogits) {
+        // openai/whisper decoding.py DecodingTask._main_loop: no-speech probability at <|startoftranscript|>
+        noSpeechProb = Math.exp(tokenLogprob(out.allLogits.subarray(sotIndex * v, (sotIndex + 1) * v), noSpeech));
       }
-      const row = out.logits.subarray(r * out.vocab, (r + 1) * out.vocab);
-      const seq = sampled[r] as number[];
+      // the prompt ran as one row: every row starts from it
+      cache.expand(rows);
+      logits = new Float32Array(rows * v);
+      for (let r = 0; r < rows; r++) logits.set(out.logits.subarray(0, v), r * v);
+    } else {
+      logits = out.logits;
+    }
+    for (let r = 0; r < rows; r++) {
+      if (chooser.isDone(state, r)) continue;
+      const row = logits.subarray(r * v, (r + 1) * v);
+      const seq = state.sequences[r] as number[];
       for (const f of filters) f.apply(row, seq);
-      const next = o.temperature === 0 ? argmax(row) : sampleToken(row, o.temperature, rng);
-      sums[r] = (sums[r] as number) + tokenLogprob(row, next);
-      if (next === eot) done[r] = true;
-      else seq.push(next);
-      input.push(next);
     }
-    if (done.every(Boolean) || init.length + step + 1 >= maxTotal) break;
+    const { sources, completed } = chooser.update(state, logits, v);
+    if (sources) cache.reorder(sources);
+    if (completed || init.length + step + 1 >= maxTotal) break;
+    input = state.sequences.map((seq) => seq[seq.length - 1] as number);
   }
-  // rank: openai/whisper decoding.py MaximumLikelihoodRanker (length_penalty None → divide by length)
-  let best = 0;
-  let bestScore = -Infinity;
-  for (let r = 0; r < rows; r++) {
-    const len = (sampled[r] as number[]).length;
-    const score = (sums[r] as number) / Math.max(1, len);
-    if (score > bestScore) {
-      bestScore = score;
-      best = r;
-    }
-  }
-  // the prefix is part of the text the caller sees; the filters and scores only cover what was sampled
-  const tokens = [...o.prefix, ...(sampled[best] as number[])];
+  const candidates = chooser.finalize(state);
+  const best = candidates[ranker.rank(candidates)] ?? { tokens: [], sumLogprob: 0 };
+  // the forced tokens are part of what the caller sees; the filters and scores only cover what was chosen
+  const tokens = [...forced, ...best.tokens];
   const text = model.tokenizer.decode(tokens);
-  const sampledLen = (sampled[best] as number[]).length;
   return {
     tokens,
     text,
-    sumLogprob: sums[best] as number,
-    avgLogprob: (sums[best] as number) / (sampledLen + 1),
+    sumLogprob: best.sumLogprob,
+    // openai/whisper decoding.py DecodingTask.run: avg_logprob = sum_logprob / (len(tokens) + 1)
+    avgLogprob: best.sumLogprob / (best.tokens.length + 1),
     noSpeechProb,
     temperature: o.temperature,
     compressionRatio: compressionRatio(text),

@@ -5,16 +5,64 @@
 export interface LogitFilter {
   /**
    * @param logits one row of logits [vocab], changed in place
-   * @param sampled the tokens sampled so far in this row (after the prompt)
+   * @param sampled the row's tokens after the start-of-transcript sequence: the forced ones (a timestamp and a prefix)
+   *   and those chosen so far
    */
   apply(logits: Float32Array, sampled: readonly number[]): void;
 }
 
-/** openai/whisper decoding.py SuppressBlank: no blank or end-of-text as the first sampled token. */
+/**
+ * openai/whisper decoding.py SuppressBlank: no blank or end-of-text as the first chosen token (the first after the
+ * `sampleBegin` forced ones).
+ */
 export class SuppressBlank implements LogitFilter {
-  constructor(private readonly tokens: readonly number[]) {}
+  constructor(
+    private readonly tokens: readonly number[],
+    private readonly sampleBegin = 0,
+  ) {}
   apply(logits: Float32Array, sampled: readonly number[]): void {
-    if (sampled.length === 0) for (const t of this.tokens) logits[t] = -Infinity;
+    if (sampled.length === this.sampleBegin) for (const t of this.tokens) logits[t] = -Infinity;
+  }
+}
+
+/**
+ * CTranslate2 decoding_utils.cc RepetitionPenalty (faster-whisper's `repetition_penalty`): every token already in the
+ * row (forced prefix included, the previous-text prompt not) has its logit divided by the penalty when positive and
+ * multiplied by it when negative.
+ */
+export class RepetitionPenalty implements LogitFilter {
+  constructor(private readonly penalty: number) {}
+  apply(logits: Float32Array, sampled: readonly number[]): void {
+    const seen = new Set(sampled);
+    for (const t of seen) {
+      const v = logits[t] as number;
+      logits[t] = v < 0 ? v * this.penalty : v / this.penalty;
+    }
+  }
+}
+
+/**
+ * CTranslate2 decoding_utils.cc NoRepeatNgram (faster-whisper's `no_repeat_ngram_size`): a token that would complete an
+ * n-gram already present in the row (forced prefix included) is disabled.
+ */
+export class NoRepeatNgram implements LogitFilter {
+  constructor(private readonly size: number) {}
+  apply(logits: Float32Array, sampled: readonly number[]): void {
+    const n = this.size;
+    const len = sampled.length;
+    if (n < 1 || len < n) return;
+    // the last n-1 tokens; every earlier occurrence of them bans the token that followed it
+    const tail = len - (n - 1);
+    for (let start = 0; start + n - 1 < len; start++) {
+      let match = true;
+      for (let k = 0; k < n - 1; k++) {
+        if (sampled[start + k] !== sampled[tail + k]) {
+          match = false;
+          break;
+        }
+      }
+      if (match) logits[sampled[start + n - 1] as number] = -Infinity;
+    }
   }
 }
 
@@ -114,6 +162,35 @@ export function argmax(row: Float32Array): number {
       bestValue = v;
       best = i;
     }
+  }
+  return best;
+}
+
+/** log Σ exp(row), in float64. */
+export function logSumExp(row: Float32Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if ((row[i] as number) > max) max = row[i] as number;
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp((row[i] as number) - max);
+  return max + Math.log(sum);
+}
+
+/**
+ * The `k` largest entries of a row, largest first (ties: lower index first; -Infinity entries too when fewer are
+ * finite, as torch.topk). One pass with a small sorted buffer: k is a beam size.
+ */
+export function topK(row: Float32Array, k: number): { index: number; value: number }[] {
+  const best: { index: number; value: number }[] = [];
+  let floor = -Infinity;
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i] as number;
+    if (best.length === k && v <= floor) continue;
+    let at = best.length;
+    while (at > 0 && (best[at - 1] as { value: number }).value < v) at--;
+    best.splice(at, 0, { index: i, value: v });
+    if (best.length > k) best.pop();
+    if (best.length === k) floor = (best[k - 1] as { value: number }).value;
   }
   return best;
 }

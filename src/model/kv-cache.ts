@@ -1,8 +1,26 @@
-import type { ort } from '../runtime/session.js';
+import { ort } from '../runtime/session.js';
+
+/** The typed arrays ONNX Runtime hands out for float tensors (float32, float16 as raw Uint16 bits). */
+type RowData = Float32Array | Uint16Array;
+
+function rowData(t: ort.Tensor): RowData {
+  const d = t.data;
+  if (d instanceof Float32Array || d instanceof Uint16Array) return d;
+  throw new TypeError(`a cache tensor of type ${t.type} cannot be reordered`);
+}
+
+function newLike(d: RowData, length: number): RowData {
+  return d instanceof Float32Array ? new Float32Array(length) : new Uint16Array(length);
+}
 
 /**
  * The decoder's key/value cache for one call: self-attention keys/values that grow by one position per step, and the
  * cross-attention keys/values computed once from the encoder output at the first step. Never shared between calls.
+ *
+ * Rows are decoding hypotheses (beams or samples). The prompt is run once with one row and `expand`ed; beam search
+ * then `reorder`s the self-attention rows after each step. The cross-attention keys/values are the same for every row
+ * of one audio window, so they keep one row: the decoder's MatMuls broadcast it over the batch (checked by
+ * `WhisperModel.decode`, which expands them once if a graph does not broadcast).
  */
 export class KvCache {
   /** present.{i}.decoder.{key,value} of the last step, fed back as past_key_values.{i}.decoder.* */
@@ -11,13 +29,93 @@ export class KvCache {
   encoder: Map<string, ort.Tensor> = new Map();
   /** Number of positions already in the self-attention cache. */
   length = 0;
+  private rows: number;
 
   constructor(
-    readonly batch: number,
+    batch: number,
     readonly encoderHidden: ort.Tensor,
-  ) {}
+  ) {
+    this.rows = batch;
+  }
+
+  /** Rows (hypotheses) the next decoder step runs. */
+  get batch(): number {
+    return this.rows;
+  }
 
   get started(): boolean {
     return this.length > 0;
+  }
+
+  /** Rows of the cross-attention keys/values (1 while they are shared by every row). */
+  get encoderBatch(): number {
+    const first = this.encoder.values().next().value;
+    return first?.dims[0] ?? this.rows;
+  }
+
+  /**
+   * Turns a one-row cache into `n` identical rows (after the prompt step). The cross-attention keys/values stay one
+   * shared row.
+   */
+  expand(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`cannot expand a cache to ${n} rows`);
+    if (n === this.rows) return;
+    if (this.rows !== 1) throw new RangeError(`only a one-row cache can be expanded (it has ${this.rows})`);
+    for (const [name, t] of this.decoder) {
+      const d = rowData(t);
+      const out = newLike(d, d.length * n);
+      for (let r = 0; r < n; r++) out.set(d, r * d.length);
+      this.decoder.set(name, new ort.Tensor(t.type as 'float32', out, [n, ...t.dims.slice(1)]));
+    }
+    this.rows = n;
+  }
+
+  /**
+   * Gives the cross-attention keys/values one row per decoding row (for graphs whose MatMul does not broadcast a
+   * one-row batch). Done at most once per window.
+   */
+  expandEncoder(): void {
+    for (const [name, t] of this.encoder) {
+      if (t.dims[0] === this.rows) continue;
+      const d = rowData(t);
+      const out = newLike(d, d.length * this.rows);
+      for (let r = 0; r < this.rows; r++) out.set(d, r * d.length);
+      this.encoder.set(name, new ort.Tensor(t.type as 'float32', out, [this.rows, ...t.dims.slice(1)]));
+    }
+  }
+
+  /**
+   * Row `i` of the self-attention cache becomes the old row `sources[i]` (openai/whisper decoding.py
+   * PyTorchInference.rearrange_kv_cache). Works in place on the tensors' data and copies only the rows that change.
+   */
+  reorder(sources: readonly number[]): void {
+    if (sources.length !== this.rows) {
+      throw new RangeError(`reorder needs ${this.rows} source rows, got ${sources.length}`);
+    }
+    const moved: number[] = [];
+    for (let i = 0; i < sources.length; i++) {
+      const s = sources[i] as number;
+      if (!Number.isInteger(s) || s < 0 || s >= this.rows) throw new RangeError(`source row ${s} out of range`);
+      if (s !== i) moved.push(i);
+    }
+    if (moved.length === 0) return;
+    // a row read by some target but overwritten first has to be saved before the copies
+    const overwritten = new Set(moved);
+    const saved = new Set<number>();
+    for (const i of moved) {
+      const s = sources[i] as number;
+      if (overwritten.has(s)) saved.add(s);
+    }
+    for (const t of this.decoder.values()) {
+      const d = rowData(t);
+      const size = d.length / this.rows;
+      const copies = new Map<number, RowData>();
+      for (const s of saved) copies.set(s, d.slice(s * size, (s + 1) * size));
+      for (const i of moved) {
+        const s = sources[i] as number;
+        const from = copies.get(s) ?? d.subarray(s * size, (s + 1) * size);
+        d.set(from, i * size);
+      }
+    }
   }
 }

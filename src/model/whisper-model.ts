@@ -38,6 +38,8 @@ export interface DecoderOutput {
  */
 export class WhisperModel {
   private disposed = false;
+  /** Whether the decoder broadcasts one row of cross-attention keys/values over many rows (learnt on first use). */
+  private crossBroadcast: boolean | undefined;
 
   private constructor(
     readonly dir: string,
@@ -153,10 +155,21 @@ export class WhisperModel {
         feeds[e] = empty ?? (cache.encoder.get(e) as ort.Tensor);
       }
     }
+    // one shared row of cross-attention keys/values for many decoding rows (KvCache.expand): the decoder's MatMuls
+    // broadcast it; a graph that does not gets them expanded once, and the model remembers that
+    if (cache.started && cache.encoderBatch !== batch && this.crossBroadcast === false) {
+      cache.expandEncoder();
+      for (const [name, t] of cache.encoder) feeds[name] = t;
+    }
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
       out = await this.decoder.run(feeds);
+      if (cache.started && cache.encoderBatch !== batch) this.crossBroadcast = true;
     } catch (cause) {
+      if (cache.started && cache.encoderBatch !== batch && this.crossBroadcast === undefined) {
+        this.crossBroadcast = false;
+        return this.decode(tokens, cache, opts);
+      }
       throw new WhisperError('E_INFERENCE', `the decoder failed: ${String(cause)}`, { cause });
     }
     const first = !cache.started;
