@@ -5,10 +5,12 @@
  */
 import { WhisperError } from './errors.js';
 import { DTYPES, isDtype, type Dtype } from './dtypes.js';
+import { toLanguageCode } from './languages.js';
 import { VAD_DEFAULTS, resolveVadOptions, type VadOptions } from './vad/options.js';
 
 export type Task = 'transcribe' | 'translate';
 export type Device = 'cpu' | 'cuda';
+export type ZhScript = 'as-is' | 'simplified' | 'traditional';
 
 /** Options of one transcription call. */
 export interface TranscribeOptions {
@@ -36,6 +38,31 @@ export interface TranscribeOptions {
   suppressBlank: boolean;
   /** Number of candidates sampled at temperature > 0. */
   bestOf: number;
+  /**
+   * Beams of the beam search at temperature 0 (openai/whisper decoding.py BeamSearchDecoder); 1 is greedy. The
+   * default is 1, as openai/whisper's `transcribe()` and whisper.cpp's library; openai's CLI and faster-whisper use 5
+   * (more accurate, slower: see bench/beam.mjs).
+   */
+  beamSize: number;
+  /** Beam search patience: stop once round(beamSize × patience) sequences finished; null is 1 (openai). */
+  patience: number | null;
+  /** Ranking length penalty: null divides the summed log-probability by the length, else by ((5 + length) / 6) ** it. */
+  lengthPenalty: number | null;
+  /** Hint words put in every window's prompt before the previous text, unless a prefix is given (faster-whisper). */
+  hotwords: string | null;
+  /** Keep the initial prompt in front of every window's prompt (openai/whisper transcribe.py carry_initial_prompt). */
+  carryInitialPrompt: boolean;
+  /** Clips to transcribe, seconds: start,end,start,end,… (the last end defaults to the end of the audio). */
+  clipTimestamps: number[];
+  /** Penalty on the scores of tokens already in a window's output (CTranslate2, faster-whisper); 1: none. */
+  repetitionPenalty: number;
+  /** No n-gram of this size repeats within a window's output (CTranslate2, faster-whisper); 0: off. */
+  noRepeatNgramSize: number;
+  /**
+   * Script of Chinese output (language zh or yue), converted with OpenCC: 'simplified', 'traditional' (Taiwan
+   * standard), or 'as-is' (what the model wrote: it mixes both).
+   */
+  zhScript: ZhScript;
   /** Seed of the sampler at temperature > 0. */
   seed: number;
   /** Upper bound of tokens decoded per 30-s window (openai: n_text_ctx / 2). */
@@ -109,6 +136,15 @@ export const DEFAULTS: Readonly<AllOptions> = Object.freeze({
   suppressTokens: [-1],
   suppressBlank: true,
   bestOf: 5,
+  beamSize: 1,
+  patience: null,
+  lengthPenalty: null,
+  hotwords: null,
+  carryInitialPrompt: false,
+  clipTimestamps: [0],
+  repetitionPenalty: 1,
+  noRepeatNgramSize: 0,
+  zhScript: 'as-is',
   seed: 0,
   maxNewTokens: 224,
   vadFilter: false,
@@ -179,6 +215,15 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   suppressTokens: { kind: 'ints', flag: 'suppress-tokens', scope: 'call', description: 'comma-separated token ids to suppress; -1: the model\'s non-speech list' },
   suppressBlank: { kind: 'boolean', flag: 'suppress-blank', scope: 'call', description: 'suppress a blank or end-of-text as the first token' },
   bestOf: { kind: 'int', flag: 'best-of', scope: 'call', min: 1, max: 64, description: 'candidates sampled at temperature > 0' },
+  beamSize: { kind: 'int', flag: 'beam-size', scope: 'call', min: 1, max: 64, description: 'beams of the beam search at temperature 0; 1: greedy (openai\'s CLI uses 5)' },
+  patience: { kind: 'nullable-number', flag: 'patience', scope: 'call', min: 0, description: 'beam search patience: stop after round(beam size × patience) finished sequences (none: 1)' },
+  lengthPenalty: { kind: 'nullable-number', flag: 'length-penalty', scope: 'call', min: 0, max: 1, description: 'ranking length penalty alpha: ((5 + length) / 6) ** alpha (none: divide by the length)' },
+  hotwords: { kind: 'nullable-string', flag: 'hotwords', scope: 'call', description: 'hint words put in every window\'s prompt (not with the prefix)' },
+  carryInitialPrompt: { kind: 'boolean', flag: 'carry-initial-prompt', scope: 'call', description: 'keep the initial prompt in front of every window\'s prompt' },
+  clipTimestamps: { kind: 'numbers', flag: 'clip-timestamps', scope: 'call', min: 0, description: 'comma-separated start,end,… seconds of the clips to transcribe (the last end: end of audio)' },
+  repetitionPenalty: { kind: 'number', flag: 'repetition-penalty', scope: 'call', min: 0, description: 'penalty on tokens already in a window\'s output (> 1 penalizes)' },
+  noRepeatNgramSize: { kind: 'int', flag: 'no-repeat-ngram-size', scope: 'call', min: 0, max: 448, description: 'forbid repeating n-grams of this size within a window (0: off)' },
+  zhScript: { kind: 'string', flag: 'zh-script', scope: 'call', choices: ['as-is', 'simplified', 'traditional'], description: 'script of Chinese output, converted with OpenCC' },
   seed: { kind: 'int', flag: 'seed', scope: 'call', min: 0, description: 'seed of the sampler' },
   maxNewTokens: { kind: 'int', flag: 'max-new-tokens', scope: 'call', min: 1, max: 448, description: 'most tokens decoded per 30-s window' },
   vadFilter: { kind: 'boolean', flag: 'vad-filter', scope: 'call', description: 'cut out non-speech with Silero VAD before decoding (on by default with --batch-size > 1)' },
@@ -312,6 +357,7 @@ export function resolveTranscribeOptions(input?: unknown): ResolvedTranscribeOpt
   } catch (err) {
     throw bad('vadOptions', err instanceof Error ? err.message : String(err));
   }
+  checkDecodingCombinations(o, (input ?? {}) as Record<string, unknown>);
   if (o.hallucinationSilenceThreshold !== null && !o.wordTimestamps) {
     throw bad('hallucinationSilenceThreshold', 'needs word timestamps (wordTimestamps: true, --word-timestamps)');
   }
@@ -321,6 +367,40 @@ export function resolveTranscribeOptions(input?: unknown): ResolvedTranscribeOpt
     if (o.prefix !== null) throw bad('prefix', 'is not supported with batchSize > 1 (chunks are decoded independently)');
   }
   return Object.freeze(o);
+}
+
+/** Decoding options that contradict each other (openai/whisper decoding.py DecodingTask._verify_options and more). */
+function checkDecodingCombinations(o: TranscribeOptions, given: Record<string, unknown>): void {
+  const sampling = o.temperature.some((t) => t > 0);
+  if (given.bestOf !== undefined && !sampling) {
+    throw bad('bestOf', 'applies only at temperature > 0, and every temperature given is 0');
+  }
+  if (o.beamSize > 1 && !o.temperature.includes(0)) {
+    throw bad('beamSize', 'beam search runs at temperature 0, and no temperature given is 0');
+  }
+  if (o.patience !== null) {
+    if (o.beamSize === 1) throw bad('patience', 'needs beam search (beamSize > 1)');
+    if (Math.round(o.beamSize * o.patience) < 1) throw bad('patience', 'beamSize × patience must round to at least 1');
+  }
+  if (o.repetitionPenalty <= 0) throw bad('repetitionPenalty', 'must be > 0');
+  if (o.carryInitialPrompt && o.initialPrompt === null) throw bad('carryInitialPrompt', 'needs an initialPrompt');
+  for (let i = 1; i < o.clipTimestamps.length; i++) {
+    if ((o.clipTimestamps[i] as number) < (o.clipTimestamps[i - 1] as number)) {
+      throw bad('clipTimestamps', 'the times must not decrease (start,end,start,end,…)');
+    }
+  }
+  const clipped = o.clipTimestamps.length !== 1 || o.clipTimestamps[0] !== 0;
+  if (clipped && (o.batchSize > 1 || o.vadFilter)) {
+    throw bad('clipTimestamps', 'cannot be combined with vadFilter or batchSize > 1 (they choose the audio to decode)');
+  }
+  if (o.beamSize > 1 && o.batchSize > 1) throw bad('beamSize', 'the batched pipeline (batchSize > 1) decodes greedily');
+  if (o.zhScript !== 'as-is') {
+    const code = o.language === 'auto' ? 'auto' : toLanguageCode(o.language);
+    if (code !== 'auto' && code !== 'zh' && code !== 'yue') {
+      throw bad('zhScript', `converts Chinese output; language is "${o.language}"`);
+    }
+    if (o.task === 'translate') throw bad('zhScript', 'converts Chinese output; translate writes English');
+  }
 }
 
 export function resolveLoadOptions(input?: unknown): ResolvedLoadOptions {
