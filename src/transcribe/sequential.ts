@@ -1,11 +1,12 @@
-import { HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMelSpectrogram, melWindow } from '../audio/index.js';
+import { FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMelSpectrogram, melWindow } from '../audio/index.js';
+import { addWordTimestamps, wordTimestampsUnsupported, type WindowSegment } from '../alignment/index.js';
 import { WhisperError, throwIfAborted } from '../errors.js';
 import { decodeWindow, detectLanguage, type DecodingResult } from '../decoding/decode.js';
 import type { WhisperModel } from '../model/whisper-model.js';
 import type { ResolvedTranscribeOptions } from '../options.js';
 import { ort } from '../runtime/session.js';
 import { toLanguageCode } from '../tokenizer/index.js';
-import type { Segment, TranscriptionInfo } from '../types.js';
+import type { Segment, TranscriptionInfo, Word } from '../types.js';
 import { decodeWithFallback } from './fallback.js';
 
 export interface TranscribeProgress {
@@ -64,6 +65,7 @@ export async function transcribeSequential(
   if (o.task === 'translate' && !model.isMultilingual) {
     throw new WhisperError('E_OPTIONS', 'this model is English-only and cannot translate');
   }
+  if (o.wordTimestamps && !model.hasCrossAttentions) throw wordTimestampsUnsupported(model);
   throwIfAborted(ctx.signal);
   const mel = logMelSpectrogram(audio, model.config.nMels, N_SAMPLES);
   const contentFrames = mel.nFrames - N_FRAMES;
@@ -93,10 +95,15 @@ export async function transcribeSequential(
     if (o.initialPrompt !== null) allTokens.push(...tk.encode(' ' + o.initialPrompt.trim()));
     const prefix = o.prefix !== null ? tk.encode(' ' + o.prefix.trim()) : [];
     let nextId = 0;
+    // word timestamps: end of the last speech (openai's last_speech_timestamp) and of the last word reported
+    let lastSpeechTimestamp = 0;
+    let previousWordEnd = 0;
+    const contentDuration = (contentFrames * HOP_LENGTH) / SAMPLE_RATE;
     while (seek < contentFrames) {
       throwIfAborted(ctx.signal);
       const windowSeek = seek;
       const timeOffset = (seek * HOP_LENGTH) / SAMPLE_RATE;
+      const windowEndTime = ((seek + N_FRAMES) * HOP_LENGTH) / SAMPLE_RATE;
       const segmentSize = Math.min(N_FRAMES, contentFrames - seek);
       const segmentDuration = (segmentSize * HOP_LENGTH) / SAMPLE_RATE;
       const hidden = seek === 0 && firstHidden ? firstHidden : await encodeAt(seek);
@@ -137,7 +144,7 @@ export async function transcribeSequential(
         }
       }
       const tokens = result.tokens;
-      const pieces: { start: number; end: number; tokens: number[] }[] = [];
+      const pieces: (WindowSegment & { tokens: number[] })[] = [];
       const isTs = tokens.map((t) => t >= tb);
       const singleTimestampEnding = isTs.length >= 2 && !isTs[isTs.length - 2] && isTs[isTs.length - 1] === true;
       const consecutive: number[] = [];
@@ -167,12 +174,56 @@ export async function transcribeSequential(
         pieces.push({ start: timeOffset, end: timeOffset + dur, tokens });
         seek += segmentSize;
       }
+      if (o.wordTimestamps) {
+        // openai/whisper transcribe.py: word timestamps for the window, then seek from the last word
+        await addWordTimestamps(model, hidden, pieces, {
+          language,
+          task: o.task,
+          numFrames: segmentSize,
+          timeOffset,
+          prependPunctuations: o.prependPunctuations,
+          appendPunctuations: o.appendPunctuations,
+          lastSpeechTimestamp,
+          previousWordEnd,
+          duration,
+          signal: ctx.signal,
+        });
+        if (!singleTimestampEnding) {
+          const lastWordEnd = getEnd(pieces);
+          if (lastWordEnd !== undefined && lastWordEnd > timeOffset) seek = Math.round(lastWordEnd * FRAMES_PER_SECOND);
+        }
+        const threshold = o.hallucinationSilenceThreshold;
+        if (threshold !== null) {
+          const skip = skipHallucinations(pieces, {
+            threshold,
+            singleTimestampEnding,
+            timeOffset,
+            windowEndTime,
+            segmentDuration,
+            contentDuration,
+            lastSpeechTimestamp,
+          });
+          if (skip.seek !== undefined) {
+            seek = skip.seek === 'previous+size' ? windowSeek + segmentSize : skip.seek;
+          }
+          if (skip.gapSeconds !== undefined) seek = windowSeek + Math.round(skip.gapSeconds * FRAMES_PER_SECOND);
+          if (skip.toEnd) seek = contentFrames;
+          if (skip.dropWindow) {
+            // a possible hallucination after a long silence: skip the silence and decode again from its end
+            ctx.onProgress?.({ done: Math.min(duration, (seek * HOP_LENGTH) / SAMPLE_RATE), total: duration });
+            continue;
+          }
+          if (skip.keep !== undefined) pieces.splice(skip.keep);
+        }
+        const lastWordEnd = getEnd(pieces);
+        if (lastWordEnd !== undefined) lastSpeechTimestamp = lastWordEnd;
+      }
       for (const p of pieces) {
         const text = tk.decode(p.tokens);
         allTokens.push(...p.tokens);
         // faster-whisper transcribe.py: instantaneous or empty segments are not reported
         if (p.start === p.end || text.trim() === '') continue;
-        yield {
+        const segment: Segment = {
           id: nextId++,
           seek: windowSeek,
           start: round3(p.start),
@@ -184,6 +235,12 @@ export async function transcribeSequential(
           compressionRatio: result.compressionRatio,
           temperature: result.temperature,
         };
+        if (p.words) {
+          segment.words = p.words;
+          const lastWord = p.words[p.words.length - 1];
+          if (lastWord !== undefined) previousWordEnd = lastWord.end;
+        }
+        yield segment;
       }
       if (!o.conditionOnPreviousText || result.temperature > o.promptResetOnTemperature) {
         promptResetSince = allTokens.length;
@@ -192,6 +249,107 @@ export async function transcribeSequential(
     }
   }
   return { info, segments: run() };
+}
+
+/** openai/whisper transcribe.py get_end: the end of the last word, else of the last segment. */
+function getEnd(segments: readonly WindowSegment[]): number | undefined {
+  for (let i = segments.length - 1; i >= 0; i--) {
+    const words = segments[i]?.words ?? [];
+    const last = words[words.length - 1];
+    if (last !== undefined) return last.end;
+  }
+  return segments[segments.length - 1]?.end;
+}
+
+/** openai/whisper transcribe.py word_anomaly_score: improbable, very short or very long words. */
+function wordAnomalyScore(w: Word): number {
+  const duration = w.end - w.start;
+  let score = 0;
+  if (w.probability < 0.15) score += 1;
+  if (duration < 0.133) score += (0.133 - duration) * 15;
+  if (duration > 2.0) score += duration - 2.0;
+  return score;
+}
+
+const PUNCTUATION = '"\'“¿([{-"\'.。,，!！?？:：”)]}、';
+
+/** openai/whisper transcribe.py is_segment_anomaly: the first 8 non-punctuation words look hallucinated. */
+function isSegmentAnomaly(segment: WindowSegment | undefined): boolean {
+  if (segment?.words === undefined || segment.words.length === 0) return false;
+  // Python's `word not in punctuation` is a substring test; kept as upstream has it
+  const words = segment.words.filter((w) => !PUNCTUATION.includes(w.word)).slice(0, 8);
+  const score = words.reduce((sum, w) => sum + wordAnomalyScore(w), 0);
+  return score >= 3 || score + 0.01 >= words.length;
+}
+
+function nextWordsSegment(segments: readonly WindowSegment[]): WindowSegment | undefined {
+  return segments.find((s) => s.words !== undefined && s.words.length > 0);
+}
+
+interface HallucinationContext {
+  threshold: number;
+  singleTimestampEnding: boolean;
+  timeOffset: number;
+  windowEndTime: number;
+  segmentDuration: number;
+  contentDuration: number;
+  lastSpeechTimestamp: number;
+}
+
+interface HallucinationDecision {
+  /** New seek in frames, or the end of the window ('previous+size'). */
+  seek?: number | 'previous+size';
+  /** Seek to the window start plus this gap and decode again, dropping this window's segments. */
+  gapSeconds?: number;
+  dropWindow?: boolean;
+  /** Keep only the segments before this index. */
+  keep?: number;
+  /** Seek to the end of the audio. */
+  toEnd?: boolean;
+}
+
+/**
+ * openai/whisper transcribe.py, hallucination_silence_threshold: skip the silence before a possible hallucination
+ * (a segment of anomalous words surrounded by silence or more hallucinations) and drop it.
+ */
+function skipHallucinations(segments: WindowSegment[], c: HallucinationContext): HallucinationDecision {
+  const d: HallucinationDecision = {};
+  const { threshold, timeOffset } = c;
+  if (!c.singleTimestampEnding) {
+    const lastWordEnd = getEnd(segments);
+    if (lastWordEnd !== undefined && lastWordEnd > timeOffset) {
+      const remaining = c.windowEndTime - lastWordEnd;
+      d.seek = remaining > threshold ? Math.round(lastWordEnd * FRAMES_PER_SECOND) : 'previous+size';
+    }
+  }
+  // if the first segment might be a hallucination, skip the leading silence
+  const first = nextWordsSegment(segments);
+  if (first !== undefined && isSegmentAnomaly(first)) {
+    const gap = first.start - timeOffset;
+    if (gap > threshold) return { ...d, gapSeconds: gap, dropWindow: true };
+  }
+  // skip silence before any possible hallucination surrounded by silence or more hallucinations
+  let halLastEnd = c.lastSpeechTimestamp;
+  for (let si = 0; si < segments.length; si++) {
+    const segment = segments[si] as WindowSegment;
+    if (!segment.words || segment.words.length === 0) continue;
+    if (isSegmentAnomaly(segment)) {
+      const next = nextWordsSegment(segments.slice(si + 1));
+      const halNextStart = next?.words?.[0]?.start ?? timeOffset + c.segmentDuration;
+      const silenceBefore =
+        segment.start - halLastEnd > threshold || segment.start < threshold || segment.start - timeOffset < 2.0;
+      const silenceAfter =
+        halNextStart - segment.end > threshold || isSegmentAnomaly(next) || c.windowEndTime - segment.end < 2.0;
+      if (silenceBefore && silenceAfter) {
+        d.seek = Math.round(Math.max(timeOffset + 1, segment.start) * FRAMES_PER_SECOND);
+        if (c.contentDuration - segment.end < threshold) d.toEnd = true;
+        d.keep = si;
+        return d;
+      }
+    }
+    halLastEnd = segment.end;
+  }
+  return d;
 }
 
 function round3(x: number): number {
