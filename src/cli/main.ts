@@ -4,6 +4,7 @@ import { EXIT } from './exit-codes.js';
 import { transcribeCommand, type CliIo } from './transcribe.js';
 import { vadCommand } from './vad.js';
 import { modelsCommand } from './models.js';
+import { serveCommand } from './serve.js';
 import { describeError } from './exit-codes.js';
 
 function version(): string {
@@ -37,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(transcribeCommand(io));
   program.addCommand(vadCommand());
   program.addCommand(modelsCommand(io));
+  program.addCommand(serveCommand(io));
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,0 +1,105 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { resolveLoadOptions, resolveTranscribeOptions, type TranscribeOptions } from '../index.js';
+import { SERVER_DEFAULTS, startServer, threadsPerWorker } from '../server/index.js';
+import { EXIT, describeError } from './exit-codes.js';
+import { createPullReporter } from './models.js';
+import { addOptionFlags, givenOptions } from './options.js';
+import type { CliIo } from './transcribe.js';
+
+function integer(min: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, not "${value}"`);
+    return n;
+  };
+}
+
+function positive(): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a number > 0, not "${value}"`);
+    return n;
+  };
+}
+
+/**
+ * `whisper-ts serve`: the OpenAI-compatible HTTP server. The model's load flags (--model, --threads, --dtype …) and
+ * every transcription flag come from the shared options table; transcription flags become the server's defaults,
+ * which a request's fields override.
+ */
+export function serveCommand(io: CliIo): Command {
+  const cmd = new Command('serve')
+    .description('serve the OpenAI audio API (/v1/audio/transcriptions, /translations), metrics and a web page')
+    .option('--host <host>', 'address to listen on', SERVER_DEFAULTS.host)
+    .option('--port <port>', 'port to listen on (0: any free port)', integer(0), SERVER_DEFAULTS.port)
+    .option('--concurrency <n>', 'inference worker threads (jobs at once)', integer(1), SERVER_DEFAULTS.concurrency)
+    .option('--max-queue <n>', 'jobs that may wait for a worker before 429', integer(0), SERVER_DEFAULTS.maxQueue)
+    .option('--max-upload-mb <mb>', 'largest upload, MiB (413 above)', positive(), SERVER_DEFAULTS.maxUploadMb)
+    .option('--max-duration-s <s>', 'longest audio, seconds (413 above)', positive(), SERVER_DEFAULTS.maxDurationS)
+    .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1/ (default: $WHISPER_TS_API_KEY)')
+    .option('--log', 'log each request (JSON lines on stdout)')
+    .exitOverride()
+    .showHelpAfterError();
+  addOptionFlags(cmd, 'all');
+  cmd.action(async (opts: Record<string, unknown>) => {
+    io.setExitCode(await runServe(opts, io));
+  });
+  return cmd;
+}
+
+async function runServe(opts: Record<string, unknown>, io: CliIo): Promise<number> {
+  let load;
+  let defaults: Partial<TranscribeOptions>;
+  try {
+    load = resolveLoadOptions(givenOptions(opts, 'load'));
+    const given = givenOptions(opts, 'call');
+    resolveTranscribeOptions(given);
+    defaults = given as Partial<TranscribeOptions>;
+  } catch (err) {
+    io.stderr.write(describeError(err).message + '\n');
+    return EXIT.usage;
+  }
+  const { model, ...loadRest } = load;
+  const concurrency = opts.concurrency as number;
+  const threads = loadRest.threads || threadsPerWorker(concurrency);
+  const apiKey = (opts.apiKey as string | undefined) ?? process.env.WHISPER_TS_API_KEY ?? null;
+  const reporter = createPullReporter(io.stderr);
+  let server;
+  try {
+    server = await startServer({
+      host: opts.host as string,
+      port: opts.port as number,
+      model,
+      load: { ...loadRest, threads },
+      concurrency,
+      maxQueue: opts.maxQueue as number,
+      maxUploadMb: opts.maxUploadMb as number,
+      maxDurationS: opts.maxDurationS as number,
+      apiKey: apiKey === '' ? null : apiKey,
+      defaults,
+      logger: opts.log === true,
+      onDownload: (e) => reporter.onProgress(e),
+      signal: io.signal,
+    });
+    reporter.stop();
+  } catch (err) {
+    reporter.stop();
+    const e = describeError(err);
+    io.stderr.write(e.message + '\n');
+    return e.code === EXIT.partial ? EXIT.model : e.code;
+  }
+  io.stdout.write(
+    `whisper-ts serve: listening on ${server.url} (model ${server.served.id}, ${concurrency} worker(s) × ${threads} thread(s)` +
+      `${apiKey ? ', API key required' : ''})\n`,
+  );
+  // SIGINT arrives through io.signal (main.ts); SIGTERM (service managers, containers) stops the server the same way
+  await new Promise<void>((resolve) => {
+    const stop = (): void => resolve();
+    if (io.signal.aborted) return resolve();
+    io.signal.addEventListener('abort', stop, { once: true });
+    process.once('SIGTERM', stop);
+  });
+  io.stderr.write('whisper-ts serve: shutting down\n');
+  await server.close();
+  return EXIT.ok;
+}

@@ -1,0 +1,114 @@
+/**
+ * The fastify application: auth, errors in the OpenAI shape, the audio endpoints, models, health, metrics and the
+ * web page. Listening and the worker pool's life are in index.ts.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fastifyMultipart from '@fastify/multipart';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { TranscribeOptions } from '../index.js';
+import { registerAudioRoutes } from './audio-routes.js';
+import { HttpError, errorBody, toHttpError } from './errors.js';
+import type { ServerMetrics } from './metrics.js';
+import type { WorkerPool } from './pool.js';
+import type { ServedModel } from './request.js';
+
+export interface AppConfig {
+  pool: WorkerPool;
+  metrics: ServerMetrics;
+  served: ServedModel;
+  defaults: Partial<TranscribeOptions>;
+  maxUploadBytes: number;
+  maxDurationS: number | null;
+  apiKey: string | null;
+  /** fastify's logger (pino, JSON lines on stdout). */
+  logger: boolean;
+  /** The web page's folder; default public/ beside this module (the build copies it to dist/server/public). */
+  publicDir?: string;
+}
+
+export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
+  const { pool, metrics, served } = config;
+  const app = Fastify({ logger: config.logger, forceCloseConnections: true });
+  const limits = { maxUploadBytes: config.maxUploadBytes };
+
+  app.setErrorHandler((err, _request, reply) => {
+    const e = toHttpError(err, limits);
+    if (e.retryAfterS !== null) void reply.header('retry-after', String(e.retryAfterS));
+    if (e.status === 401) void reply.header('www-authenticate', 'Bearer');
+    return reply.status(e.status).send(errorBody(e));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const e = new HttpError(404, 'E_NOT_FOUND', `no route ${request.method} ${request.url}`);
+    return reply.status(404).send(errorBody(e));
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.request(request.routeOptions.url ?? 'unmatched', reply.statusCode);
+    done();
+  });
+
+  // the API (everything under /v1/) needs the key when one is set; the page, health and metrics do not
+  if (config.apiKey !== null) {
+    const expected = sha256(config.apiKey);
+    app.addHook('onRequest', (request, _reply, done) => {
+      // the matched route, not the raw URL: no spelling of a path reaches a /v1/ route without the key
+      if (!(request.routeOptions.url ?? request.url).startsWith('/v1/')) return done();
+      const header = request.headers.authorization ?? '';
+      const m = /^Bearer\s+(.+)$/i.exec(header);
+      if (!m?.[1] || !timingSafeEqual(sha256(m[1].trim()), expected)) {
+        return done(new HttpError(401, 'E_UNAUTHORIZED', m ? 'the API key is not valid' : 'this server needs an API key: Authorization: Bearer <key>'));
+      }
+      done();
+    });
+  }
+
+  await app.register(fastifyMultipart, {
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 64, fieldSize: 1024 * 1024, parts: 128 },
+  });
+
+  registerAudioRoutes(app, { pool, served, defaults: config.defaults, maxUploadBytes: config.maxUploadBytes });
+  // Live transcription (WebSocket /v1/realtime) registers its routes here, beside the batch API.
+
+  const modelObject = (id: string): object => ({ id, object: 'model', created: 0, owned_by: 'whisper-ts' });
+  const modelIds = [served.id, ...[...served.aliases].filter((a) => a !== served.id)];
+  app.get('/v1/models', async () => ({ object: 'list', data: modelIds.map(modelObject) }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (request) => {
+    if (!served.aliases.has(request.params.id)) {
+      throw new HttpError(404, 'E_MODEL_NOT_SERVED', `this server does not serve "${request.params.id}"`, 'model');
+    }
+    return modelObject(request.params.id);
+  });
+
+  app.get('/health', async (_request, reply) => {
+    const ok = !pool.closed && pool.readyWorkers > 0;
+    return reply.status(ok ? 200 : 503).send({
+      status: ok ? 'ok' : 'unavailable',
+      model: served.id,
+      multilingual: served.multilingual,
+      word_timestamps: served.wordTimestamps,
+      workers: { ready: pool.readyWorkers, total: pool.workers },
+      queue: { waiting: pool.waiting, running: pool.running, max_waiting: pool.maxQueue },
+      limits: { max_upload_bytes: config.maxUploadBytes, max_duration_s: config.maxDurationS },
+    });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  const root = config.publicDir ?? PUBLIC_DIR;
+  if (!existsSync(root)) {
+    throw new Error(`the web page's folder ${root} is missing (npm run build copies src/server/public there)`);
+  }
+  await app.register(fastifyStatic, { root, prefix: '/', index: 'index.html', cacheControl: false });
+
+  return app;
+}

@@ -1,0 +1,293 @@
+/**
+ * Inference worker threads behind a bounded FIFO queue. Each worker loads the model once and runs one job at a time;
+ * p-queue (concurrency = number of workers) keeps the order, the counts and removes a waiting job whose client went
+ * away; the pool adds the bound (429 with Retry-After when the wait list is full), the worker bookkeeping and the
+ * segment-by-segment results. A worker that dies fails its job with a 500 and is replaced.
+ */
+import { Worker } from 'node:worker_threads';
+import PQueue from 'p-queue';
+import { WhisperError, isWhisperError, type Segment, type TranscriptionInfo, type WhisperErrorCode } from '../index.js';
+import { HttpError } from './errors.js';
+import type { FromWorker, ModelDescription, SerializedError, ToWorker, WorkerConfig } from './protocol.js';
+
+export interface PoolOptions {
+  worker: WorkerConfig;
+  /** Worker threads, each with its own model sessions. */
+  concurrency: number;
+  /** Jobs that may wait for a worker; one more gets 429. */
+  maxQueue: number;
+  /** The worker script; default worker.js beside this module. */
+  workerUrl?: URL;
+  /** Called when a job ends, for metrics. */
+  onJobEnd?: (end: JobEnd) => void;
+}
+
+export type JobOutcome = 'completed' | 'failed' | 'cancelled';
+
+export interface JobEnd {
+  outcome: JobOutcome;
+  /** Seconds of audio (0 when the job ended before decoding it). */
+  audioS: number;
+  /** Seconds the worker spent on the job (decode + transcribe). */
+  processingS: number;
+}
+
+export interface JobCallbacks {
+  /** Cancels the job, waiting or running. */
+  signal?: AbortSignal;
+  /** The audio is decoded and the language known (before the first segment). */
+  onInfo?: (info: TranscriptionInfo) => void;
+  onSegment?: (segment: Segment) => void;
+}
+
+export interface JobResult {
+  info: TranscriptionInfo;
+  segments: Segment[];
+  processingS: number;
+}
+
+interface ActiveJob {
+  id: number;
+  handle(message: FromWorker): void;
+  fail(err: Error): void;
+}
+
+class Slot {
+  worker!: Worker;
+  ready!: Promise<ModelDescription>;
+  current: ActiveJob | undefined;
+  dead = false;
+
+  constructor(
+    private readonly url: URL,
+    private readonly config: WorkerConfig,
+    private readonly respawn: () => boolean,
+  ) {
+    this.spawn();
+  }
+
+  private spawn(): void {
+    const worker = new Worker(this.url, { workerData: this.config });
+    this.worker = worker;
+    this.dead = false;
+    let loaded = false;
+    this.ready = new Promise<ModelDescription>((resolve, reject) => {
+      worker.on('message', (message: FromWorker) => {
+        if (message.type === 'ready') {
+          loaded = true;
+          resolve(message.model);
+        } else if (message.type === 'fatal') reject(toError(message.error));
+        else if (this.current && message.id === this.current.id) this.current.handle(message);
+      });
+      worker.once('error', (err) => reject(err));
+      worker.once('exit', (code) => {
+        reject(new Error(`the worker thread exited (code ${code}) before its model was loaded`));
+        this.dead = true;
+        const job = this.current;
+        this.current = undefined;
+        job?.fail(new HttpError(500, 'E_INTERNAL', `the inference worker died (exit code ${code}); the job was lost`));
+        // only a worker that had loaded its model is replaced: a model that fails to load would fail again
+        if (loaded && this.respawn()) this.spawn();
+      });
+    });
+    // a rejection nobody awaits yet must not crash the process; acquire() awaits it
+    this.ready.catch(() => undefined);
+  }
+
+  post(message: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(message, transfer);
+  }
+
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+  }
+}
+
+function toError(e: SerializedError): Error {
+  if (e.code === 'E_AUDIO_TOO_LONG') return new HttpError(413, 'E_AUDIO_TOO_LONG', e.message, 'file');
+  return new WhisperError(e.code as WhisperErrorCode, e.message);
+}
+
+export class WorkerPool {
+  private readonly slots: Slot[];
+  private readonly idle: Slot[];
+  private readonly queue: PQueue;
+  private nextId = 1;
+  /** Moving average of a job's processing time, for Retry-After. */
+  private avgJobS = 10;
+
+  private constructor(
+    private readonly options: PoolOptions,
+    readonly model: ModelDescription,
+    slots: Slot[],
+    private readonly closing: AbortController,
+  ) {
+    this.slots = slots;
+    this.idle = [...slots];
+    this.queue = new PQueue({ concurrency: slots.length });
+  }
+
+  /** Starts the workers and waits until every one has loaded the model (a load failure rejects, with its code). */
+  static async start(options: PoolOptions): Promise<WorkerPool> {
+    const url = options.workerUrl ?? new URL('./worker.js', import.meta.url);
+    const closing = new AbortController();
+    const slots = Array.from(
+      { length: Math.max(1, options.concurrency) },
+      () => new Slot(url, options.worker, () => !closing.signal.aborted),
+    );
+    let model: ModelDescription;
+    try {
+      [model] = (await Promise.all(slots.map((s) => s.ready))) as [ModelDescription];
+    } catch (err) {
+      closing.abort();
+      await Promise.all(slots.map((s) => s.terminate()));
+      throw err;
+    }
+    return new WorkerPool(options, model, slots, closing);
+  }
+
+  get closed(): boolean {
+    return this.closing.signal.aborted;
+  }
+  /** Jobs waiting for a worker. */
+  get waiting(): number {
+    return this.queue.size;
+  }
+  /** Jobs on a worker now. */
+  get running(): number {
+    return this.queue.pending;
+  }
+  get workers(): number {
+    return this.slots.length;
+  }
+  get maxQueue(): number {
+    return this.options.maxQueue;
+  }
+  /** Workers with a loaded model. */
+  get readyWorkers(): number {
+    return this.slots.filter((s) => !s.dead).length;
+  }
+
+  /** Seconds a rejected client should wait before retrying: the expected time until a place frees up. */
+  retryAfterS(): number {
+    return Math.max(1, Math.ceil((this.avgJobS * (this.waiting + 1)) / this.slots.length));
+  }
+
+  /**
+   * Queues a job. Rejects at once with 429 (E_QUEUE_FULL) when the wait list is full and 503 when the pool is closing;
+   * later with the engine's WhisperError (E_AUDIO_DECODE, E_ABORTED …) or a 413 for audio over the duration limit.
+   */
+  run(audio: Uint8Array, options: Record<string, unknown>, cb: JobCallbacks = {}): Promise<JobResult> {
+    if (this.closed) {
+      return Promise.reject(new HttpError(503, 'E_UNAVAILABLE', 'the server is shutting down', null, 5));
+    }
+    if (this.queue.pending >= this.slots.length && this.queue.size >= this.options.maxQueue) {
+      return Promise.reject(
+        new HttpError(
+          429,
+          'E_QUEUE_FULL',
+          `all ${this.slots.length} worker(s) are busy and ${this.queue.size} request(s) are waiting (--max-queue ${this.options.maxQueue}); retry later`,
+          null,
+          this.retryAfterS(),
+        ),
+      );
+    }
+    const signal = cb.signal ? AbortSignal.any([cb.signal, this.closing.signal]) : this.closing.signal;
+    // the worker gets its own copy when the bytes share a larger buffer (Node's Buffer pool)
+    const bytes = audio.byteOffset === 0 && audio.byteLength === audio.buffer.byteLength ? audio : audio.slice();
+    return this.queue
+      .add(() => this.execute(bytes, options, cb, signal), { signal })
+      .catch((err: unknown) => {
+        if (isWhisperError(err) || err instanceof HttpError) throw err;
+        // p-queue rejects a job removed from the wait list with the signal's reason
+        if (signal.aborted) {
+          this.options.onJobEnd?.({ outcome: 'cancelled', audioS: 0, processingS: 0 });
+          throw new WhisperError('E_ABORTED', 'the request was cancelled while waiting for a worker', { cause: err });
+        }
+        throw err;
+      });
+  }
+
+  private async execute(
+    audio: Uint8Array,
+    options: Record<string, unknown>,
+    cb: JobCallbacks,
+    signal: AbortSignal,
+  ): Promise<JobResult> {
+    const slot = this.idle.pop();
+    if (!slot) throw new HttpError(500, 'E_INTERNAL', 'no idle worker for a started job (pool bookkeeping)');
+    const started = performance.now();
+    let audioS = 0;
+    try {
+      await slot.ready.catch(() => {
+        throw new HttpError(503, 'E_UNAVAILABLE', 'the inference worker could not be restarted', null, 30);
+      });
+      if (signal.aborted) throw new WhisperError('E_ABORTED', 'the request was cancelled before it started');
+      const result = await new Promise<JobResult>((resolve, reject) => {
+        const id = this.nextId++;
+        let info: TranscriptionInfo | undefined;
+        const segments: Segment[] = [];
+        const onAbort = (): void => slot.post({ type: 'abort', id });
+        const settle = (): void => {
+          signal.removeEventListener('abort', onAbort);
+          slot.current = undefined;
+        };
+        slot.current = {
+          id,
+          handle: (m) => {
+            try {
+              if (m.type === 'info') {
+                info = m.info;
+                audioS = m.info.duration;
+                cb.onInfo?.(m.info);
+              } else if (m.type === 'segment') {
+                segments.push(m.segment);
+                cb.onSegment?.(m.segment);
+              } else if (m.type === 'done') {
+                settle();
+                if (!info) throw new HttpError(500, 'E_INTERNAL', 'the worker finished without reporting the audio');
+                resolve({ info, segments, processingS: (performance.now() - started) / 1000 });
+              } else if (m.type === 'error') {
+                settle();
+                reject(toError(m.error));
+              }
+            } catch (err) {
+              // a callback (the HTTP side) failed: stop the worker's job and report
+              onAbort();
+              settle();
+              reject(err instanceof Error ? err : new Error(String(err)));
+            }
+          },
+          fail: (err) => {
+            settle();
+            reject(err);
+          },
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        slot.post({ type: 'job', id, audio, options }, [audio.buffer as ArrayBuffer]);
+      });
+      const processingS = (performance.now() - started) / 1000;
+      this.avgJobS = 0.8 * this.avgJobS + 0.2 * processingS;
+      this.options.onJobEnd?.({ outcome: 'completed', audioS, processingS });
+      return result;
+    } catch (err) {
+      const cancelled = isWhisperError(err) && err.code === 'E_ABORTED';
+      this.options.onJobEnd?.({
+        outcome: cancelled ? 'cancelled' : 'failed',
+        audioS,
+        processingS: (performance.now() - started) / 1000,
+      });
+      throw err;
+    } finally {
+      this.idle.push(slot);
+    }
+  }
+
+  /** Cancels waiting and running jobs and stops the workers. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closing.abort(new Error('the server is shutting down'));
+    await this.queue.onIdle();
+    await Promise.all(this.slots.map((s) => s.terminate()));
+  }
+}

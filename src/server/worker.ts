@@ -1,0 +1,79 @@
+/**
+ * An inference worker thread: loads the model once, then runs one job at a time off the server's event loop —
+ * decode the upload, check the duration limit, transcribe, post each segment as it is decoded. An `abort` message
+ * cancels the running job through its AbortSignal.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { decodeAudio, isWhisperError, loadModel, type Whisper } from '../index.js';
+import type { FromWorker, SerializedError, ToWorker, WorkerConfig } from './protocol.js';
+
+const SAMPLE_RATE = 16_000;
+
+if (!parentPort) throw new Error('src/server/worker.ts runs as a worker thread');
+const port = parentPort;
+const config = workerData as WorkerConfig;
+
+function post(message: FromWorker): void {
+  port.postMessage(message);
+}
+
+/** The server's duration limit (not an engine error: the engine has no such limit). */
+class AudioTooLong extends Error {}
+
+function serialize(err: unknown): SerializedError {
+  if (isWhisperError(err)) return { code: err.code, message: err.message };
+  if (err instanceof AudioTooLong) return { code: 'E_AUDIO_TOO_LONG', message: err.message };
+  return { code: 'E_INFERENCE', message: err instanceof Error ? err.message : String(err) };
+}
+
+let running: { id: number; controller: AbortController } | undefined;
+
+async function runJob(whisper: Whisper, id: number, bytes: Uint8Array, options: Record<string, unknown>): Promise<void> {
+  const controller = new AbortController();
+  running = { id, controller };
+  const { signal } = controller;
+  try {
+    const samples = await decodeAudio(bytes, { signal });
+    const seconds = samples.length / SAMPLE_RATE;
+    if (config.maxDurationS !== null && seconds > config.maxDurationS) {
+      throw new AudioTooLong(
+        `the audio is ${seconds.toFixed(1)} s long; this server's limit is ${config.maxDurationS} s (--max-duration-s)`,
+      );
+    }
+    const { info, segments } = await whisper.transcribe(samples, options, { signal });
+    post({ type: 'info', id, info });
+    for await (const segment of segments) post({ type: 'segment', id, segment });
+    post({ type: 'done', id });
+  } catch (err) {
+    post({ type: 'error', id, error: serialize(err) });
+  } finally {
+    running = undefined;
+  }
+}
+
+async function main(): Promise<void> {
+  let whisper: Whisper;
+  try {
+    whisper = await loadModel(config.modelDir, config.load);
+  } catch (err) {
+    post({ type: 'fatal', error: serialize(err) });
+    return;
+  }
+  port.on('message', (message: ToWorker) => {
+    if (message.type === 'abort') {
+      if (running?.id === message.id) running.controller.abort(new Error('the client went away'));
+      return;
+    }
+    void runJob(whisper, message.id, message.audio, message.options);
+  });
+  post({
+    type: 'ready',
+    model: {
+      multilingual: whisper.isMultilingual,
+      wordTimestamps: whisper.supportsWordTimestamps,
+      dtypes: whisper.dtypes,
+    },
+  });
+}
+
+void main();
