@@ -58,7 +58,11 @@ export {
   formatTimestamp,
   isOutputFormat,
   toVerboseJson,
+  toSrt,
+  toVtt,
+  subtitleCues,
   type OutputFormat,
+  type SubtitleOptions,
   type VerboseJson,
 } from './format/index.js';
 

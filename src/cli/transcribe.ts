@@ -10,6 +10,8 @@ import {
   resolveTranscribeOptions,
   type OutputFormat,
   type Segment,
+  type SubtitleOptions,
+  WhisperError,
   type TranscriptionResult,
 } from '../index.js';
 import { EXIT, describeError } from './exit-codes.js';
@@ -35,6 +37,11 @@ export function transcribeCommand(io: CliIo): Command {
     .option('-o, --output-dir <dir>', 'folder for output files (default: . when --output-format is given)')
     .option('--verbose', 'print each segment with its times as it is decoded (default on a terminal)')
     .option('-q, --quiet', 'no progress and no segments on the terminal')
+    // srt/vtt writer options (openai/whisper cli): they need --word-timestamps
+    .option('--highlight-words [bool]', 'srt/vtt: one cue per word, the word underlined (needs --word-timestamps)')
+    .option('--max-line-width <n>', 'srt/vtt: characters per line before a line break (needs --word-timestamps)')
+    .option('--max-line-count <n>', 'srt/vtt: lines per cue, with --max-line-width (needs --word-timestamps)')
+    .option('--max-words-per-line <n>', 'srt/vtt: words per cue, without --max-line-width (needs --word-timestamps)')
     .exitOverride()
     .showHelpAfterError();
   addOptionFlags(cmd, 'all');
@@ -54,9 +61,11 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
 
   let load;
   let call;
+  let subtitles: SubtitleOptions;
   try {
     load = resolveLoadOptions(givenOptions(opts, 'load'));
     call = resolveTranscribeOptions(givenOptions(opts, 'call'));
+    subtitles = subtitleOptions(opts, call.wordTimestamps);
   } catch (err) {
     io.stderr.write(describeError(err).message + '\n');
     return EXIT.usage;
@@ -116,7 +125,7 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
         if (outDir !== undefined) {
           const stem = basename(file, extname(file));
           for (const format of formats) {
-            await writeFile(join(outDir, `${stem}.${format}`), formatResult(result, format), 'utf8');
+            await writeFile(join(outDir, `${stem}.${format}`), formatResult(result, format, subtitles), 'utf8');
           }
         }
       } catch (err) {
@@ -137,4 +146,34 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
     return EXIT.partial;
   }
   return EXIT.ok;
+}
+
+/** The srt/vtt writer flags, checked as openai/whisper's cli does (each needs word timestamps). */
+function subtitleOptions(opts: Record<string, unknown>, wordTimestamps: boolean): SubtitleOptions {
+  const out: SubtitleOptions = {};
+  const given: string[] = [];
+  const h = opts.highlightWords;
+  if (h !== undefined && h !== false && h !== 'false' && h !== 'False' && h !== '0') {
+    if (h !== true && h !== 'true' && h !== 'True' && h !== '1') {
+      throw new WhisperError('E_OPTIONS', `--highlight-words: expected true or false, got ${JSON.stringify(h)}`);
+    }
+    out.highlightWords = true;
+    given.push('--highlight-words');
+  }
+  for (const [key, flag] of [
+    ['maxLineWidth', '--max-line-width'],
+    ['maxLineCount', '--max-line-count'],
+    ['maxWordsPerLine', '--max-words-per-line'],
+  ] as const) {
+    const v = opts[key];
+    if (v === undefined) continue;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new WhisperError('E_OPTIONS', `${flag}: expected a positive integer, got ${String(v)}`);
+    out[key] = n;
+    given.push(flag);
+  }
+  if (given.length > 0 && !wordTimestamps) {
+    throw new WhisperError('E_OPTIONS', `${given.join(', ')} need(s) --word-timestamps`);
+  }
+  return out;
 }
