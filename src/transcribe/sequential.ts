@@ -8,6 +8,7 @@ import { ort } from '../runtime/session.js';
 import { toLanguageCode } from '../tokenizer/index.js';
 import type { Segment, TranscriptionInfo, Word } from '../types.js';
 import { decodeWithFallback } from './fallback.js';
+import { convertSegmentScript, zhScriptConverter } from './zh-script.js';
 
 export interface TranscribeProgress {
   /** Seconds of audio done. */
@@ -75,8 +76,8 @@ export async function transcribeSequential(
   const inputStride = N_FRAMES / model.config.nAudioCtx; // mel frames per encoder position: 2
   const timePrecision = (inputStride * HOP_LENGTH) / SAMPLE_RATE; // 0.02 s
 
-  const encodeAt = async (seek: number): Promise<ort.Tensor> =>
-    model.encode(melWindow(mel, seek, N_FRAMES), 1, ctx.signal);
+  const encodeAt = async (seek: number, endFrame?: number): Promise<ort.Tensor> =>
+    model.encode(melWindow(mel, seek, N_FRAMES, endFrame), 1, ctx.signal);
 
   let firstHidden: ort.Tensor | undefined;
   const lang = await chooseLanguage(model, o.language, async () => (firstHidden ??= await encodeAt(0)));
@@ -88,29 +89,66 @@ export async function transcribeSequential(
   };
   if (lang.probs) info.allLanguageProbs = lang.probs;
 
+  const toScript = await zhScriptConverter(o.zhScript);
+  // openai/whisper transcribe.py: clip_timestamps → (start, end) frame pairs, the last end defaulting to the end
+  const seekPoints = o.clipTimestamps.map((t) => Math.round(t * FRAMES_PER_SECOND));
+  if (seekPoints.length % 2 === 1) seekPoints.push(contentFrames);
+  const seekClips: [number, number][] = [];
+  for (let i = 0; i < seekPoints.length; i += 2) {
+    seekClips.push([seekPoints[i] as number, Math.min(seekPoints[i + 1] as number, contentFrames)]);
+  }
+
   async function* run(): AsyncGenerator<Segment, void, undefined> {
-    let seek = 0;
+    let clipIdx = 0;
+    let seek = seekClips[0]?.[0] ?? 0;
     const allTokens: number[] = [];
     let promptResetSince = 0;
-    if (o.initialPrompt !== null) allTokens.push(...tk.encode(' ' + o.initialPrompt.trim()));
+    const initialPromptTokens = o.initialPrompt !== null ? tk.encode(' ' + o.initialPrompt.trim()) : [];
+    allTokens.push(...initialPromptTokens);
+    // openai/whisper transcribe.py: with carry_initial_prompt the rest of the prompt keeps to what is left of half the
+    // text context
+    const remainingPromptLength = Math.floor(model.config.nTextCtx / 2) - 1 - initialPromptTokens.length;
     const prefix = o.prefix !== null ? tk.encode(' ' + o.prefix.trim()) : [];
+    const hotwords = o.hotwords !== null ? tk.encode(' ' + o.hotwords.trim()) : [];
+    let firstWindow = true;
     let nextId = 0;
     // word timestamps: end of the last speech (openai's last_speech_timestamp) and of the last word reported
     let lastSpeechTimestamp = 0;
     let previousWordEnd = 0;
     const contentDuration = (contentFrames * HOP_LENGTH) / SAMPLE_RATE;
-    while (seek < contentFrames) {
+    while (clipIdx < seekClips.length) {
       throwIfAborted(ctx.signal);
+      const [clipStart, clipEnd] = seekClips[clipIdx] as [number, number];
+      if (seek < clipStart) seek = clipStart;
+      if (seek >= clipEnd) {
+        clipIdx++;
+        if (clipIdx < seekClips.length) seek = (seekClips[clipIdx] as [number, number])[0];
+        continue;
+      }
       const windowSeek = seek;
       const timeOffset = (seek * HOP_LENGTH) / SAMPLE_RATE;
       const windowEndTime = ((seek + N_FRAMES) * HOP_LENGTH) / SAMPLE_RATE;
-      const segmentSize = Math.min(N_FRAMES, contentFrames - seek);
+      const segmentSize = Math.min(N_FRAMES, contentFrames - seek, clipEnd - seek);
       const segmentDuration = (segmentSize * HOP_LENGTH) / SAMPLE_RATE;
-      const hidden = seek === 0 && firstHidden ? firstHidden : await encodeAt(seek);
+      // a clip that ends inside the window: the audio after it must not reach the model (openai pads with zeros)
+      const cut = clipEnd < contentFrames && clipEnd < seek + N_FRAMES;
+      const hidden =
+        seek === 0 && firstHidden && !cut ? firstHidden : await encodeAt(seek, cut ? seek + segmentSize : undefined);
       let language = lang.language;
       if (o.languageDetection === 'window' && o.language === 'auto' && model.isMultilingual && seek > 0) {
         language = (await detectLanguage(model, hidden)).language;
       }
+      // openai/whisper transcribe.py carry_initial_prompt: the initial prompt, then the latest text that fits
+      const prompt = o.carryInitialPrompt
+        ? [
+            ...initialPromptTokens,
+            ...(remainingPromptLength > 0
+              ? allTokens.slice(Math.max(initialPromptTokens.length, promptResetSince)).slice(-remainingPromptLength)
+              : []),
+          ]
+        : allTokens.slice(promptResetSince);
+      const windowPrefix = firstWindow ? prefix : [];
+      firstWindow = false;
       const result: DecodingResult = await decodeWithFallback(o, (temperature) =>
         decodeWindow(
           model,
@@ -118,11 +156,17 @@ export async function transcribeSequential(
           {
             language,
             task: o.task,
-            prompt: allTokens.slice(promptResetSince),
-            prefix: seek === 0 ? prefix : [],
+            prompt,
+            prefix: windowPrefix,
+            hotwords,
             withoutTimestamps: o.withoutTimestamps,
             temperature,
             bestOf: o.bestOf,
+            beamSize: o.beamSize,
+            patience: o.patience,
+            lengthPenalty: o.lengthPenalty,
+            repetitionPenalty: o.repetitionPenalty,
+            noRepeatNgramSize: o.noRepeatNgramSize,
             suppressTokens: o.suppressTokens,
             suppressBlank: o.suppressBlank,
             maxInitialTimestamp: o.maxInitialTimestamp,
@@ -240,7 +284,10 @@ export async function transcribeSequential(
           const lastWord = p.words[p.words.length - 1];
           if (lastWord !== undefined) previousWordEnd = lastWord.end;
         }
-        yield segment;
+        // the output script of Chinese, on the text and the words alike (the prompt keeps the model's own tokens)
+        yield toScript && (language === 'zh' || language === 'yue') && o.task === 'transcribe'
+          ? convertSegmentScript(segment, toScript)
+          : segment;
       }
       if (!o.conditionOnPreviousText || result.temperature > o.promptResetOnTemperature) {
         promptResetSince = allTokens.length;
