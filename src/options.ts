@@ -252,7 +252,8 @@ export function coerceOption(key: keyof AllOptions, value: unknown): unknown {
   return coerceWith(key, OPTION_SPECS[key], value);
 }
 
-function coerceWith(name: string, spec: OptionSpec, value: unknown): unknown {
+/** Checks one value against a spec (`name` is how messages call it) and returns it in canonical form. */
+export function coerceWith(name: string, spec: OptionSpec, value: unknown): unknown {
   const bad = (message: string): WhisperError => new WhisperError('E_OPTIONS', `option ${label(name, spec)}: ${message}`);
   const range = (n: number): number => {
     // a spec whose max is Infinity takes 'inf' (no limit)
