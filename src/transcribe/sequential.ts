@@ -6,8 +6,9 @@ import type { WhisperModel } from '../model/whisper-model.js';
 import type { ResolvedTranscribeOptions } from '../options.js';
 import { ort } from '../runtime/session.js';
 import { toLanguageCode } from '../tokenizer/index.js';
-import type { Segment, TranscriptionInfo, Word } from '../types.js';
+import type { Segment, TranscriptionInfo } from '../types.js';
 import { decodeWithFallback } from './fallback.js';
+import { getEnd, skipHallucinations } from './hallucination.js';
 import { convertSegmentScript, zhScriptConverter } from './zh-script.js';
 
 export interface TranscribeProgress {
@@ -115,7 +116,6 @@ export async function transcribeSequential(
     // word timestamps: end of the last speech (openai's last_speech_timestamp) and of the last word reported
     let lastSpeechTimestamp = 0;
     let previousWordEnd = 0;
-    const contentDuration = (contentFrames * HOP_LENGTH) / SAMPLE_RATE;
     while (clipIdx < seekClips.length) {
       throwIfAborted(ctx.signal);
       const [clipStart, clipEnd] = seekClips[clipIdx] as [number, number];
@@ -127,7 +127,6 @@ export async function transcribeSequential(
       }
       const windowSeek = seek;
       const timeOffset = (seek * HOP_LENGTH) / SAMPLE_RATE;
-      const windowEndTime = ((seek + N_FRAMES) * HOP_LENGTH) / SAMPLE_RATE;
       const segmentSize = Math.min(N_FRAMES, contentFrames - seek, clipEnd - seek);
       const segmentDuration = (segmentSize * HOP_LENGTH) / SAMPLE_RATE;
       // a clip that ends inside the window: the audio after it must not reach the model (openai pads with zeros)
@@ -241,23 +240,19 @@ export async function transcribeSequential(
           const skip = skipHallucinations(pieces, {
             threshold,
             singleTimestampEnding,
-            timeOffset,
-            windowEndTime,
-            segmentDuration,
-            contentDuration,
+            windowSeek,
+            segmentSize,
+            seek,
+            contentFrames,
             lastSpeechTimestamp,
           });
-          if (skip.seek !== undefined) {
-            seek = skip.seek === 'previous+size' ? windowSeek + segmentSize : skip.seek;
-          }
-          if (skip.gapSeconds !== undefined) seek = windowSeek + Math.round(skip.gapSeconds * FRAMES_PER_SECOND);
-          if (skip.toEnd) seek = contentFrames;
+          seek = skip.seek;
           if (skip.dropWindow) {
             // a possible hallucination after a long silence: skip the silence and decode again from its end
             ctx.onProgress?.({ done: Math.min(duration, (seek * HOP_LENGTH) / SAMPLE_RATE), total: duration });
             continue;
           }
-          if (skip.keep !== undefined) pieces.splice(skip.keep);
+          pieces.splice(skip.keep);
         }
         const lastWordEnd = getEnd(pieces);
         if (lastWordEnd !== undefined) lastSpeechTimestamp = lastWordEnd;
@@ -296,107 +291,6 @@ export async function transcribeSequential(
     }
   }
   return { info, segments: run() };
-}
-
-/** openai/whisper transcribe.py get_end: the end of the last word, else of the last segment. */
-function getEnd(segments: readonly WindowSegment[]): number | undefined {
-  for (let i = segments.length - 1; i >= 0; i--) {
-    const words = segments[i]?.words ?? [];
-    const last = words[words.length - 1];
-    if (last !== undefined) return last.end;
-  }
-  return segments[segments.length - 1]?.end;
-}
-
-/** openai/whisper transcribe.py word_anomaly_score: improbable, very short or very long words. */
-function wordAnomalyScore(w: Word): number {
-  const duration = w.end - w.start;
-  let score = 0;
-  if (w.probability < 0.15) score += 1;
-  if (duration < 0.133) score += (0.133 - duration) * 15;
-  if (duration > 2.0) score += duration - 2.0;
-  return score;
-}
-
-const PUNCTUATION = '"\'“¿([{-"\'.。,，!！?？:：”)]}、';
-
-/** openai/whisper transcribe.py is_segment_anomaly: the first 8 non-punctuation words look hallucinated. */
-function isSegmentAnomaly(segment: WindowSegment | undefined): boolean {
-  if (segment?.words === undefined || segment.words.length === 0) return false;
-  // Python's `word not in punctuation` is a substring test; kept as upstream has it
-  const words = segment.words.filter((w) => !PUNCTUATION.includes(w.word)).slice(0, 8);
-  const score = words.reduce((sum, w) => sum + wordAnomalyScore(w), 0);
-  return score >= 3 || score + 0.01 >= words.length;
-}
-
-function nextWordsSegment(segments: readonly WindowSegment[]): WindowSegment | undefined {
-  return segments.find((s) => s.words !== undefined && s.words.length > 0);
-}
-
-interface HallucinationContext {
-  threshold: number;
-  singleTimestampEnding: boolean;
-  timeOffset: number;
-  windowEndTime: number;
-  segmentDuration: number;
-  contentDuration: number;
-  lastSpeechTimestamp: number;
-}
-
-interface HallucinationDecision {
-  /** New seek in frames, or the end of the window ('previous+size'). */
-  seek?: number | 'previous+size';
-  /** Seek to the window start plus this gap and decode again, dropping this window's segments. */
-  gapSeconds?: number;
-  dropWindow?: boolean;
-  /** Keep only the segments before this index. */
-  keep?: number;
-  /** Seek to the end of the audio. */
-  toEnd?: boolean;
-}
-
-/**
- * openai/whisper transcribe.py, hallucination_silence_threshold: skip the silence before a possible hallucination
- * (a segment of anomalous words surrounded by silence or more hallucinations) and drop it.
- */
-function skipHallucinations(segments: WindowSegment[], c: HallucinationContext): HallucinationDecision {
-  const d: HallucinationDecision = {};
-  const { threshold, timeOffset } = c;
-  if (!c.singleTimestampEnding) {
-    const lastWordEnd = getEnd(segments);
-    if (lastWordEnd !== undefined && lastWordEnd > timeOffset) {
-      const remaining = c.windowEndTime - lastWordEnd;
-      d.seek = remaining > threshold ? Math.round(lastWordEnd * FRAMES_PER_SECOND) : 'previous+size';
-    }
-  }
-  // if the first segment might be a hallucination, skip the leading silence
-  const first = nextWordsSegment(segments);
-  if (first !== undefined && isSegmentAnomaly(first)) {
-    const gap = first.start - timeOffset;
-    if (gap > threshold) return { ...d, gapSeconds: gap, dropWindow: true };
-  }
-  // skip silence before any possible hallucination surrounded by silence or more hallucinations
-  let halLastEnd = c.lastSpeechTimestamp;
-  for (let si = 0; si < segments.length; si++) {
-    const segment = segments[si] as WindowSegment;
-    if (!segment.words || segment.words.length === 0) continue;
-    if (isSegmentAnomaly(segment)) {
-      const next = nextWordsSegment(segments.slice(si + 1));
-      const halNextStart = next?.words?.[0]?.start ?? timeOffset + c.segmentDuration;
-      const silenceBefore =
-        segment.start - halLastEnd > threshold || segment.start < threshold || segment.start - timeOffset < 2.0;
-      const silenceAfter =
-        halNextStart - segment.end > threshold || isSegmentAnomaly(next) || c.windowEndTime - segment.end < 2.0;
-      if (silenceBefore && silenceAfter) {
-        d.seek = Math.round(Math.max(timeOffset + 1, segment.start) * FRAMES_PER_SECOND);
-        if (c.contentDuration - segment.end < threshold) d.toEnd = true;
-        d.keep = si;
-        return d;
-      }
-    }
-    halLastEnd = segment.end;
-  }
-  return d;
 }
 
 function round3(x: number): number {
