@@ -195,12 +195,25 @@ export class WorkerPool {
     const signal = cb.signal ? AbortSignal.any([cb.signal, this.closing.signal]) : this.closing.signal;
     // the worker gets its own copy when the bytes share a larger buffer (Node's Buffer pool)
     const bytes = audio.byteOffset === 0 && audio.byteLength === audio.buffer.byteLength ? audio : audio.slice();
+    // p-queue's signal removes a waiting job; it would also settle a running one at once (racing it), while the
+    // worker is still winding down: so p-queue gets a signal that follows the request's only until the job starts
+    const whileWaiting = new AbortController();
+    const forward = (): void => whileWaiting.abort(signal.reason);
+    signal.addEventListener('abort', forward, { once: true });
+    const started = (): void => signal.removeEventListener('abort', forward);
     return this.queue
-      .add(() => this.execute(bytes, options, cb, signal), { signal })
+      .add(
+        () => {
+          started();
+          return this.execute(bytes, options, cb, signal);
+        },
+        { signal: whileWaiting.signal },
+      )
       .catch((err: unknown) => {
+        started();
         if (isWhisperError(err) || err instanceof HttpError) throw err;
         // p-queue rejects a job removed from the wait list with the signal's reason
-        if (signal.aborted) {
+        if (whileWaiting.signal.aborted) {
           this.options.onJobEnd?.({ outcome: 'cancelled', audioS: 0, processingS: 0 });
           throw new WhisperError('E_ABORTED', 'the request was cancelled while waiting for a worker', { cause: err });
         }
