@@ -84,7 +84,7 @@ export async function optimizeDecoder(path: string, options: OptimizeOptions = {
 
 const inFlight = new Map<string, Promise<OptimizeResult>>();
 
-/** What the cache remembers of a source file whose content held no pattern. */
+/** What the cache remembers of a source content: rewritten (the copy sits beside it) or not, and why. */
 interface Outcome {
   rewritten: boolean;
   reason?: string;
