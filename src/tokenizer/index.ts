@@ -86,6 +86,7 @@ export class WhisperTokenizer {
   /** Decodes text tokens; timestamp and special tokens are dropped. */
   decode(tokens: readonly number[]): string {
     const text = tokens.filter((t) => t < this.special.eot);
+    if (text.length === 0) return ''; // the tokenizers library refuses an empty array (a window of timestamps only)
     return this.tok.decode(text, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
   }
 
