@@ -96,6 +96,7 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
   }
   if (outDir !== undefined) await mkdir(outDir, { recursive: true });
   const failures: string[] = [];
+  let optionsError = false;
   try {
     for (const file of files) {
       if (io.signal.aborted) break;
@@ -131,6 +132,12 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
       } catch (err) {
         const e = describeError(err);
         if (e.code === EXIT.aborted) throw err;
+        if (e.code === EXIT.usage) {
+          // options the model cannot serve (e.g. word timestamps without a _timestamped export) fail every file alike
+          io.stderr.write(e.message + '\n');
+          optionsError = true;
+          break;
+        }
         failures.push(file);
         io.stderr.write(`${file}: ${e.message}\n`);
       }
@@ -141,6 +148,7 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
   } finally {
     await whisper.dispose();
   }
+  if (optionsError) return EXIT.usage;
   if (failures.length) {
     io.stderr.write(`${failures.length} of ${files.length} file(s) failed: ${failures.join(', ')}\n`);
     return EXIT.partial;
