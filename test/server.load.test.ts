@@ -99,4 +99,14 @@ describe('serve under load (whisper-tiny.en, --concurrency 2 --max-queue 4)', ()
     for (const a of await burst(2)) expect(a.body.text).toMatch(JFK_TEXT);
     expect(server.exited()).toBe(false);
   });
+
+  it('shuts down on SIGTERM: a running job is answered with 503, the process exits with 0', async () => {
+    const pending = post(long);
+    await waitFor('a running job', async () => (await metric(server.url, 'whisper_jobs_in_flight')) === 1);
+    const exitCode = server.stop();
+    const a = await pending;
+    expect(a.status).toBe(503);
+    expect(a.body.error?.code).toBe('E_UNAVAILABLE');
+    expect(await exitCode).toBe(0);
+  });
 });

@@ -37,7 +37,8 @@ function sha256(s: string): Buffer {
 
 export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
   const { pool, metrics, served } = config;
-  const app = Fastify({ logger: config.logger, forceCloseConnections: true });
+  // on close, idle keep-alive sockets go at once; answers in progress (a 503 to a job cut short) are still sent
+  const app = Fastify({ logger: config.logger, forceCloseConnections: 'idle' });
   const limits = { maxUploadBytes: config.maxUploadBytes };
 
   app.setErrorHandler((err, _request, reply) => {

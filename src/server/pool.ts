@@ -211,6 +211,9 @@ export class WorkerPool {
       )
       .catch((err: unknown) => {
         started();
+        if (this.closed && !cb.signal?.aborted) {
+          throw new HttpError(503, 'E_UNAVAILABLE', 'the server shut down before the job finished', null, 5);
+        }
         if (isWhisperError(err) || err instanceof HttpError) throw err;
         // p-queue rejects a job removed from the wait list with the signal's reason
         if (whileWaiting.signal.aborted) {

@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// Throughput of `whisper-ts serve` for 1, 2, 4 and 8 concurrent 1-minute transcriptions, per worker layout.
+//
+//   npm run build && node bench/server.mjs [--model DIR] [--layouts 1x2,2x1] [--levels 1,2,4,8] [--seconds 60]
+//
+// A layout WxT is W worker threads with T ONNX Runtime threads each. Throughput = audio seconds / wall second over
+// all requests of a level; the speedup is against the same layout's single request. The server and the client run
+// on the same machine (the client is idle while waiting). Requests are not batched across one another in the
+// decoder: each worker runs one job at a time (see the report printed at the end).
+/* global fetch, FormData, Blob, performance */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SHARED = process.env.WHISPER_TS_SHARED ?? resolve(ROOT, '../shared');
+const { values: args } = parseArgs({
+  options: {
+    model: { type: 'string', default: join(SHARED, 'models', 'whisper-tiny.en') },
+    layouts: { type: 'string', default: '1x2,2x1' },
+    levels: { type: 'string', default: '1,2,4,8' },
+    seconds: { type: 'string', default: '60' },
+    source: { type: 'string', default: join(SHARED, 'eval', 'longform_en', 'librispeech_test_other_3ch_concat.flac') },
+  },
+});
+const seconds = Number(args.seconds);
+const levels = args.levels.split(',').map(Number);
+const layouts = args.layouts.split(',').map((l) => l.split('x').map(Number));
+
+const dir = mkdtempSync(join(tmpdir(), 'wts-bench-server-'));
+const wav = join(dir, 'clip.wav');
+execFileSync('ffmpeg', ['-v', 'error', '-i', args.source, '-t', String(seconds), '-ac', '1', '-ar', '16000', wav]);
+const audio = readFileSync(wav);
+
+async function startServer(workers, threads) {
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'bin', 'whisper-ts.js'), 'serve', '--port', '0', '--model', args.model, '--concurrency', String(workers),
+      '--threads', String(threads), '--max-queue', String(Math.max(...levels))],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, HF_HUB_OFFLINE: '1' } },
+  );
+  const url = await new Promise((resolveUrl, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+?) /.exec(out);
+      if (m) resolveUrl(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
+  });
+  return { url, stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))) };
+}
+
+async function transcribe(url) {
+  const body = new FormData();
+  body.append('file', new Blob([audio]), 'clip.wav');
+  body.append('model', 'whisper-1');
+  const t0 = performance.now();
+  const r = await fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body });
+  const json = await r.json();
+  if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${JSON.stringify(json)}`);
+  return { seconds: (performance.now() - t0) / 1000, words: json.text.split(/\s+/).length };
+}
+
+console.log(`whisper-ts serve throughput: ${args.model.split('/').pop()}, ${seconds}-s requests, ${cpus().length} CPU(s), ` +
+  `load average at start ${loadavg()[0].toFixed(2)}`);
+const rows = [];
+for (const [workers, threads] of layouts) {
+  const server = await startServer(workers, threads);
+  try {
+    await transcribe(server.url); // warm-up: sessions and arenas
+    let single;
+    for (const n of levels) {
+      const t0 = performance.now();
+      const results = await Promise.all(Array.from({ length: n }, () => transcribe(server.url)));
+      const wall = (performance.now() - t0) / 1000;
+      const throughput = (n * seconds) / wall;
+      single ??= throughput;
+      const latency = results.reduce((a, r) => a + r.seconds, 0) / n;
+      rows.push({ layout: `${workers}x${threads}`, concurrent: n, wall, throughput, speedup: throughput / single, latency });
+      console.log(
+        `layout ${workers}x${threads}  ${String(n).padStart(2)} concurrent: wall ${wall.toFixed(1).padStart(6)} s, ` +
+          `${throughput.toFixed(2).padStart(6)} audio s/s (×${(throughput / single).toFixed(2)} of 1 request), ` +
+          `mean latency ${latency.toFixed(1)} s`,
+      );
+    }
+  } finally {
+    await server.stop();
+  }
+}
+rmSync(dir, { recursive: true, force: true });
+const best8 = rows.filter((r) => r.concurrent === Math.max(...levels));
+console.log(
+  `\n${Math.max(...levels)} concurrent vs 1, per layout: ${best8.map((r) => `${r.layout} ×${r.speedup.toFixed(2)}`).join(', ')} ` +
+    `(goal ≥ ×1.6). Requests are not batched across one another in the decoder.`,
+);
