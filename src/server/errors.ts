@@ -59,6 +59,9 @@ export function toHttpError(err: unknown, limits: { maxUploadBytes: number }): H
     return new HttpError(CLIENT_ENGINE_CODES[err.code] ?? 500, err.code, err.message);
   }
   const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as FrameworkError;
+  if (e.code === 'FST_FILES_LIMIT' || e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FIELDS_LIMIT') {
+    return new HttpError(400, 'E_BAD_REQUEST', `too many parts in the form (${e.message}); send one "file" and the fields`);
+  }
   if (e.code === 'FST_REQ_FILE_TOO_LARGE' || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || e.statusCode === 413) {
     return new HttpError(
       413,
