@@ -4,7 +4,7 @@
  * median-filtered and averaged, and dynamic time warping maps each token to an audio frame.
  */
 import { TOKENS_PER_SECOND } from '../audio/constants.js';
-import { WhisperError } from '../errors.js';
+import { WhisperError, throwIfAborted } from '../errors.js';
 import type { WhisperModel } from '../model/whisper-model.js';
 import type { ort } from '../runtime/session.js';
 import type { Word } from '../types.js';
@@ -12,8 +12,6 @@ import { dtw, medianFilterRows } from './dtw.js';
 import { mergePunctuations, pyIn, splitToWordTokens, type WordTokens } from './words.js';
 
 export {
-  DEFAULT_APPEND_PUNCTUATIONS,
-  DEFAULT_PREPEND_PUNCTUATIONS,
   mergePunctuations,
   splitToWordTokens,
   splitTokensOnSpaces,
@@ -79,6 +77,7 @@ export async function alignTokens(
   const tokens = [...sot, s.noTimestamps, ...textTokens, s.eot];
   const T = tokens.length;
   const L = textTokens.length;
+  throwIfAborted(o.signal);
   const cache = model.newCache(encoderHidden);
   const out = await model.decode(tokens, cache, { allLogits: true, crossAttentions: true });
   const cross = out.crossAttentions;
@@ -102,7 +101,10 @@ export async function alignTokens(
   if (heads.length === 0) throw new WhisperError('E_MODEL_INVALID', 'generation_config.json has no alignment_heads');
   const audioCtx = model.config.nAudioCtx;
   const F = Math.max(1, Math.min(audioCtx, Math.floor(o.numFrames / 2)));
-  const matrix = new Float32Array(T * F);
+  // the rows DTW reads: from <|notimestamps|> to the last text token
+  const rows = L + 1;
+  const first = sot.length;
+  const matrix = new Float32Array(rows * F);
   const w = new Float32Array(T * F);
   for (const [layer, head] of heads) {
     const t = cross[layer];
@@ -134,17 +136,14 @@ export async function alignTokens(
       const std = Math.sqrt(v / T);
       for (let r = 0; r < T; r++) w[r * F + c] = ((w[r * F + c] as number) - mean) / std;
     }
-    const filtered = medianFilterRows(w, T, F, model.config.medianFilterWidth);
-    for (let k = 0; k < T * F; k++) matrix[k] = (matrix[k] as number) + (filtered[k] as number);
+    // the filter works row by row, so only the rows DTW reads need it
+    const filtered = medianFilterRows(w.subarray(first * F, (first + rows) * F), rows, F, model.config.medianFilterWidth);
+    for (let k = 0; k < rows * F; k++) matrix[k] = (matrix[k] as number) + (filtered[k] as number);
   }
-  // mean over heads; rows from <|notimestamps|> to the last text token, negated as the DTW cost
-  const rows = L + 1;
+  // mean over heads, negated as the DTW cost
   const cost = new Float64Array(rows * F);
   const inv = 1 / heads.length;
-  for (let r = 0; r < rows; r++) {
-    const src = (sot.length + r) * F;
-    for (let c = 0; c < F; c++) cost[r * F + c] = -(Math.fround((matrix[src + c] as number) * inv));
-  }
+  for (let k = 0; k < rows * F; k++) cost[k] = -Math.fround((matrix[k] as number) * inv);
   const { textIndices, timeIndices } = dtw(cost, rows, F);
   const jumpTimes = new Float64Array(rows);
   let k = 0;

@@ -4,10 +4,6 @@
  */
 import type { WhisperTokenizer } from '../tokenizer/index.js';
 
-/** openai/whisper's defaults (transcribe.py `prepend_punctuations` / `append_punctuations`). */
-export const DEFAULT_PREPEND_PUNCTUATIONS = '"\'“¿([{-';
-export const DEFAULT_APPEND_PUNCTUATIONS = '"\'.。,，!！?？:：”)]}、';
-
 /** Python's string.punctuation. */
 const ASCII_PUNCTUATION = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';
 
