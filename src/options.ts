@@ -366,6 +366,10 @@ export function resolveTranscribeOptions(input?: unknown): ResolvedTranscribeOpt
     // the batched pipeline cuts its chunks at speech pauses unless told not to (vadFilter: false: 30-s pieces)
     if ((input as Partial<TranscribeOptions> | undefined)?.vadFilter === undefined) o.vadFilter = true;
     if (o.prefix !== null) throw bad('prefix', 'is not supported with batchSize > 1 (chunks are decoded independently)');
+    // faster-whisper's BatchedInferencePipeline has no hallucination rule either: it works on the seek loop's windows
+    if (o.hallucinationSilenceThreshold !== null) {
+      throw bad('hallucinationSilenceThreshold', 'is not supported with batchSize > 1 (it steers the sequential seek loop)');
+    }
   }
   return Object.freeze(o);
 }
