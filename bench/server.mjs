@@ -5,7 +5,8 @@
 //
 // A layout WxT is W worker threads with T ONNX Runtime threads each. Throughput = audio seconds / wall second over
 // all requests of a level; the speedup is against the same layout's single request. The server and the client run
-// on the same machine (the client is idle while waiting). Requests are not batched across one another in the
+// on the same machine (the client is idle while waiting). CPU s per audio s (the server process, all threads) shows
+// the work done apart from other load on the machine: on a busy box the wall-clock figures mean little. Requests are not batched across one another in the
 // decoder: each worker runs one job at a time (see the report printed at the end).
 /* global fetch, FormData, Blob, performance */
 import { execFileSync, spawn } from 'node:child_process';
@@ -51,7 +52,14 @@ async function startServer(workers, threads) {
     });
     child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
   });
-  return { url, stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))) };
+  return { url, pid: child.pid, stop: () => new Promise((r) => (child.once('exit', r), child.kill('SIGTERM'))) };
+}
+
+/** CPU seconds (user + system, all threads) the server process has used: /proc/<pid>/stat fields 14 and 15. */
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks; USER_HZ is 100 on Linux
 }
 
 async function transcribe(url) {
@@ -75,16 +83,18 @@ for (const [workers, threads] of layouts) {
     let single;
     for (const n of levels) {
       const t0 = performance.now();
+      const cpu0 = cpuSeconds(server.pid);
       const results = await Promise.all(Array.from({ length: n }, () => transcribe(server.url)));
       const wall = (performance.now() - t0) / 1000;
+      const cpu = (cpuSeconds(server.pid) - cpu0) / (n * seconds);
       const throughput = (n * seconds) / wall;
       single ??= throughput;
       const latency = results.reduce((a, r) => a + r.seconds, 0) / n;
-      rows.push({ layout: `${workers}x${threads}`, concurrent: n, wall, throughput, speedup: throughput / single, latency });
+      rows.push({ layout: `${workers}x${threads}`, concurrent: n, wall, throughput, speedup: throughput / single, latency, cpu });
       console.log(
         `layout ${workers}x${threads}  ${String(n).padStart(2)} concurrent: wall ${wall.toFixed(1).padStart(6)} s, ` +
           `${throughput.toFixed(2).padStart(6)} audio s/s (×${(throughput / single).toFixed(2)} of 1 request), ` +
-          `mean latency ${latency.toFixed(1)} s`,
+          `mean latency ${latency.toFixed(1)} s, ${cpu.toFixed(3)} CPU s per audio s`,
       );
     }
   } finally {
@@ -97,3 +107,11 @@ console.log(
   `\n${Math.max(...levels)} concurrent vs 1, per layout: ${best8.map((r) => `${r.layout} ×${r.speedup.toFixed(2)}`).join(', ')} ` +
     `(goal ≥ ×1.6). Requests are not batched across one another in the decoder.`,
 );
+const cores = cpus().length;
+for (const r of best8) {
+  const one = rows.find((x) => x.layout === r.layout && x.concurrent === levels[0]);
+  console.log(
+    `${r.layout}: CPU-bound ceiling on an idle ${cores}-core box ≈ ${(cores / r.cpu).toFixed(1)} audio s/s at ${r.concurrent} concurrent ` +
+      `(${r.cpu.toFixed(3)} CPU s per audio s; 1 request used ${one ? one.cpu.toFixed(3) : '?'})`,
+  );
+}
