@@ -31,8 +31,11 @@ export interface TokenChooser {
   readonly rows: number;
   /** Whether a row takes no more tokens (its logits need no filtering). */
   isDone(state: DecodeState, row: number): boolean;
-  /** Picks the next token of every row from `logits` ([rows, vocab], filtered) and appends it to the state. */
-  update(state: DecodeState, logits: Float32Array, vocab: number): ChooserStep;
+  /**
+   * Picks the next token of every row from `logits` ([rows, vocab], filtered) and appends it to the state.
+   * `logZ[r]`, when not NaN, is row r's log Σ exp, already known from the filters.
+   */
+  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): ChooserStep;
   /** The candidates the ranker chooses from, after the last step. */
   finalize(state: DecodeState): Candidate[];
 }
@@ -58,7 +61,7 @@ export class GreedyChooser implements TokenChooser {
     return (state.sequences[row] as number[]).at(-1) === this.eot && (state.sequences[row] as number[]).length > this.forced;
   }
 
-  update(state: DecodeState, logits: Float32Array, vocab: number): ChooserStep {
+  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): ChooserStep {
     let completed = true;
     for (let r = 0; r < this.rows; r++) {
       const seq = state.sequences[r] as number[];
@@ -68,7 +71,7 @@ export class GreedyChooser implements TokenChooser {
       }
       const row = logits.subarray(r * vocab, (r + 1) * vocab);
       const next = this.temperature === 0 ? argmax(row) : sampleToken(row, this.temperature, this.rng);
-      state.sumLogprobs[r] = (state.sumLogprobs[r] as number) + (row[next] as number) - logSumExp(row);
+      state.sumLogprobs[r] = (state.sumLogprobs[r] as number) + (row[next] as number) - rowLogZ(row, logZ?.[r]);
       seq.push(next);
       if (next !== this.eot) completed = false;
     }
@@ -107,7 +110,7 @@ export class BeamSearchChooser implements TokenChooser {
     return false;
   }
 
-  update(state: DecodeState, logits: Float32Array, vocab: number): ChooserStep {
+  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): ChooserStep {
     const beam = this.rows;
     // STEP 1: candidate sequences from every distinct beam (all beams start identical: a sequence counts once)
     const candidates: { source: number; token: number; score: number }[] = [];
@@ -115,10 +118,10 @@ export class BeamSearchChooser implements TokenChooser {
       const seq = state.sequences[r] as number[];
       if (state.sequences.slice(0, r).some((other) => sameTokens(other, seq))) continue;
       const row = logits.subarray(r * vocab, (r + 1) * vocab);
-      const logZ = logSumExp(row);
+      const z = rowLogZ(row, logZ?.[r]);
       const base = state.sumLogprobs[r] as number;
       for (const { index, value } of topK(row, beam + 1)) {
-        candidates.push({ source: r, token: index, score: base + value - logZ });
+        candidates.push({ source: r, token: index, score: base + value - z });
       }
     }
     // STEP 2: the best beamSize unfinished ones live on; finished ones met before that are collected
@@ -164,6 +167,10 @@ export class BeamSearchChooser implements TokenChooser {
     }
     return [...this.finished.values()];
   }
+}
+
+function rowLogZ(row: Float32Array, known: number | undefined): number {
+  return known === undefined || Number.isNaN(known) ? logSumExp(row) : known;
 }
 
 function sameTokens(a: readonly number[], b: readonly number[]): boolean {

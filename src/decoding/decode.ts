@@ -11,6 +11,7 @@ import {
   SuppressTokens,
   tokenLogprob,
   type LogitFilter,
+  type RowStats,
 } from './logit-filters.js';
 import { MaximumLikelihoodRanker, type Ranker } from './ranker.js';
 
@@ -177,6 +178,7 @@ export async function decodeWindow(
   let input = init;
   const maxTotal = model.config.nTextCtx;
   let logits: Float32Array = new Float32Array(0);
+  const stats: RowStats = { logZ: Number.NaN };
   for (let step = 0; step < o.maxNewTokens; step++) {
     throwIfAborted(o.signal);
     const out = await model.decode(input, cache, { allLogits: step === 0 });
@@ -193,20 +195,26 @@ export async function decodeWindow(
     } else {
       logits = out.logits;
     }
+    const logZ = new Float64Array(rows).fill(Number.NaN);
     for (let r = 0; r < rows; r++) {
       if (chooser.isDone(state, r)) continue;
       const row = logits.subarray(r * v, (r + 1) * v);
       const seq = state.sequences[r] as number[];
-      for (const f of filters) f.apply(row, seq);
+      for (const f of filters) {
+        stats.logZ = Number.NaN; // only the last filter's normaliser describes the filtered row
+        f.apply(row, seq, stats);
+      }
+      logZ[r] = stats.logZ;
     }
-    const { sources, completed } = chooser.update(state, logits, v);
+    const { sources, completed } = chooser.update(state, logits, v, logZ);
     if (sources) cache.reorder(sources);
     if (completed || init.length + step + 1 >= maxTotal) break;
     input = state.sequences.map((seq) => seq[seq.length - 1] as number);
   }
   const candidates = chooser.finalize(state);
   const best = candidates[ranker.rank(candidates)] ?? { tokens: [], sumLogprob: 0 };
-  // the forced tokens are part of what the caller sees; the filters and scores only cover what was chosen
+  // the forced tokens are part of what the caller sees; the scores and the compression check only judge what the
+  // model chose (openai/whisper decoding.py DecodingTask.run: tokens from sample_begin)
   const tokens = [...forced, ...best.tokens];
   const text = model.tokenizer.decode(tokens);
   return {
@@ -217,7 +225,7 @@ export async function decodeWindow(
     avgLogprob: best.sumLogprob / (best.tokens.length + 1),
     noSpeechProb,
     temperature: o.temperature,
-    compressionRatio: compressionRatio(text),
+    compressionRatio: compressionRatio(forced.length ? model.tokenizer.decode(best.tokens) : text),
   };
 }
 

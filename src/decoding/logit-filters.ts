@@ -7,8 +7,15 @@ export interface LogitFilter {
    * @param logits one row of logits [vocab], changed in place
    * @param sampled the row's tokens after the start-of-transcript sequence: the forced ones (a timestamp and a prefix)
    *   and those chosen so far
+   * @param stats where a filter that computes the row's log-normaliser anyway leaves it (for the filtered row), so
+   *   that the token chooser need not compute it again; the decoding loop clears it before each filter
    */
-  apply(logits: Float32Array, sampled: readonly number[]): void;
+  apply(logits: Float32Array, sampled: readonly number[], stats?: RowStats): void;
+}
+
+/** What the last filter learnt about a row: its log Σ exp (NaN: unknown). */
+export interface RowStats {
+  logZ: number;
 }
 
 /**
@@ -83,7 +90,7 @@ export class ApplyTimestampRules implements LogitFilter {
     private readonly maxInitialTimestampIndex: number | undefined,
   ) {}
 
-  apply(logits: Float32Array, seq: readonly number[]): void {
+  apply(logits: Float32Array, seq: readonly number[], stats?: RowStats): void {
     const tb = this.timestampBegin;
     const vocab = logits.length;
     logits[this.noTimestamps] = -Infinity;
@@ -113,22 +120,21 @@ export class ApplyTimestampRules implements LogitFilter {
         logits.fill(-Infinity, tb + this.maxInitialTimestampIndex + 1, vocab);
       }
     }
-    // if the timestamps together are likelier than any single text token, sample a timestamp
-    let max = -Infinity;
-    for (let i = 0; i < vocab; i++) if ((logits[i] as number) > max) max = logits[i] as number;
-    if (max === -Infinity) return;
-    let sum = 0;
-    for (let i = 0; i < vocab; i++) sum += Math.exp((logits[i] as number) - max);
-    const logZ = max + Math.log(sum);
-    let tsSum = 0;
+    // if the timestamps together are likelier than any single text token, sample a timestamp; both sides of
+    // openai's log-probability comparison share the row's normaliser, so log Σ exp over the timestamps is enough
     let tsMax = -Infinity;
     for (let i = tb; i < vocab; i++) if ((logits[i] as number) > tsMax) tsMax = logits[i] as number;
     if (tsMax === -Infinity) return;
+    let tsSum = 0;
     for (let i = tb; i < vocab; i++) tsSum += Math.exp((logits[i] as number) - tsMax);
-    const timestampLogprob = tsMax + Math.log(tsSum) - logZ;
+    const timestampLogSum = tsMax + Math.log(tsSum);
     let textMax = -Infinity;
     for (let i = 0; i < tb; i++) if ((logits[i] as number) > textMax) textMax = logits[i] as number;
-    if (timestampLogprob > textMax - logZ) logits.fill(-Infinity, 0, tb);
+    if (timestampLogSum > textMax) {
+      logits.fill(-Infinity, 0, tb);
+      // what is left is the timestamps: the same sum, in the same order, as a log Σ exp of the row would take
+      if (stats) stats.logZ = timestampLogSum;
+    }
   }
 }
 
@@ -181,16 +187,23 @@ export function logSumExp(row: Float32Array): number {
  * finite, as torch.topk). One pass with a small sorted buffer: k is a beam size.
  */
 export function topK(row: Float32Array, k: number): { index: number; value: number }[] {
-  const best: { index: number; value: number }[] = [];
-  let floor = -Infinity;
+  const idx = new Int32Array(k).fill(-1);
+  const val = new Float64Array(k).fill(-Infinity);
+  let filled = 0;
   for (let i = 0; i < row.length; i++) {
     const v = row[i] as number;
-    if (best.length === k && v <= floor) continue;
-    let at = best.length;
-    while (at > 0 && (best[at - 1] as { value: number }).value < v) at--;
-    best.splice(at, 0, { index: i, value: v });
-    if (best.length > k) best.pop();
-    if (best.length === k) floor = (best[k - 1] as { value: number }).value;
+    if (filled === k && v <= (val[k - 1] as number)) continue;
+    let at = filled < k ? filled : k - 1;
+    while (at > 0 && (val[at - 1] as number) < v) {
+      val[at] = val[at - 1] as number;
+      idx[at] = idx[at - 1] as number;
+      at--;
+    }
+    val[at] = v;
+    idx[at] = i;
+    if (filled < k) filled++;
   }
-  return best;
+  const out: { index: number; value: number }[] = [];
+  for (let j = 0; j < filled; j++) out.push({ index: idx[j] as number, value: val[j] as number });
+  return out;
 }

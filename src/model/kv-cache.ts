@@ -30,6 +30,8 @@ export class KvCache {
   /** Number of positions already in the self-attention cache. */
   length = 0;
   private rows: number;
+  /** Positions that are the same in every row (the prompt, run once before `expand`). */
+  private shared = 0;
 
   constructor(
     batch: number,
@@ -61,6 +63,7 @@ export class KvCache {
     if (!Number.isInteger(n) || n < 1) throw new RangeError(`cannot expand a cache to ${n} rows`);
     if (n === this.rows) return;
     if (this.rows !== 1) throw new RangeError(`only a one-row cache can be expanded (it has ${this.rows})`);
+    this.shared = this.length;
     for (const [name, t] of this.decoder) {
       const d = rowData(t);
       const out = newLike(d, d.length * n);
@@ -86,7 +89,8 @@ export class KvCache {
 
   /**
    * Row `i` of the self-attention cache becomes the old row `sources[i]` (openai/whisper decoding.py
-   * PyTorchInference.rearrange_kv_cache). Works in place on the tensors' data and copies only the rows that change.
+   * PyTorchInference.rearrange_kv_cache). Works in place on the tensors' data [rows, heads, positions, headDim] and
+   * copies only the rows that change, and of them only the positions after the shared prompt.
    */
   reorder(sources: readonly number[]): void {
     if (sources.length !== this.rows) {
@@ -108,13 +112,20 @@ export class KvCache {
     }
     for (const t of this.decoder.values()) {
       const d = rowData(t);
-      const size = d.length / this.rows;
+      const [, heads = 1, positions = 0] = t.dims;
+      const size = d.length / this.rows; // one row
+      const span = size / heads; // one head of one row: positions × headDim
+      const skip = positions > 0 ? (span / positions) * Math.min(this.shared, positions) : 0;
       const copies = new Map<number, RowData>();
       for (const s of saved) copies.set(s, d.slice(s * size, (s + 1) * size));
       for (const i of moved) {
         const s = sources[i] as number;
-        const from = copies.get(s) ?? d.subarray(s * size, (s + 1) * size);
-        d.set(from, i * size);
+        const from = copies.get(s);
+        for (let h = 0; h < heads; h++) {
+          const begin = h * span + skip;
+          const end = (h + 1) * span;
+          d.set(from ? from.subarray(begin, end) : d.subarray(s * size + begin, s * size + end), i * size + begin);
+        }
       }
     }
   }
