@@ -56,7 +56,8 @@ class Slot {
   worker!: Worker;
   ready!: Promise<ModelDescription>;
   current: ActiveJob | undefined;
-  dead = false;
+  /** The worker has loaded its model and is alive. */
+  loaded = false;
 
   constructor(
     private readonly url: URL,
@@ -69,12 +70,11 @@ class Slot {
   private spawn(): void {
     const worker = new Worker(this.url, { workerData: this.config });
     this.worker = worker;
-    this.dead = false;
-    let loaded = false;
+    this.loaded = false;
     this.ready = new Promise<ModelDescription>((resolve, reject) => {
       worker.on('message', (message: FromWorker) => {
         if (message.type === 'ready') {
-          loaded = true;
+          this.loaded = true;
           resolve(message.model);
         } else if (message.type === 'fatal') reject(toError(message.error));
         else if (this.current && message.id === this.current.id) this.current.handle(message);
@@ -82,12 +82,13 @@ class Slot {
       worker.once('error', (err) => reject(err));
       worker.once('exit', (code) => {
         reject(new Error(`the worker thread exited (code ${code}) before its model was loaded`));
-        this.dead = true;
+        const wasLoaded = this.loaded;
+        this.loaded = false;
         const job = this.current;
         this.current = undefined;
         job?.fail(new HttpError(500, 'E_INTERNAL', `the inference worker died (exit code ${code}); the job was lost`));
         // only a worker that had loaded its model is replaced: a model that fails to load would fail again
-        if (loaded && this.respawn()) this.spawn();
+        if (wasLoaded && this.respawn()) this.spawn();
       });
     });
     // a rejection nobody awaits yet must not crash the process; acquire() awaits it
@@ -165,7 +166,7 @@ export class WorkerPool {
   }
   /** Workers with a loaded model. */
   get readyWorkers(): number {
-    return this.slots.filter((s) => !s.dead).length;
+    return this.slots.filter((s) => s.loaded).length;
   }
 
   /** Seconds a rejected client should wait before retrying: the expected time until a place frees up. */
@@ -192,9 +193,17 @@ export class WorkerPool {
         ),
       );
     }
-    const signal = cb.signal ? AbortSignal.any([cb.signal, this.closing.signal]) : this.closing.signal;
-    // the worker gets its own copy when the bytes share a larger buffer (Node's Buffer pool)
-    const bytes = audio.byteOffset === 0 && audio.byteLength === audio.buffer.byteLength ? audio : audio.slice();
+    // the job stops when its client goes away or the pool closes (listeners, not AbortSignal.any: the pool's
+    // signal lives as long as the server and must not collect one dependent signal per job)
+    const job = new AbortController();
+    const stop = (): void => job.abort(new Error(this.closed ? 'the server is shutting down' : 'the client went away'));
+    const sources = [this.closing.signal, ...(cb.signal ? [cb.signal] : [])];
+    for (const s of sources) s.addEventListener('abort', stop, { once: true });
+    if (sources.some((s) => s.aborted)) stop();
+    const signal = job.signal;
+    // the bytes' buffer is transferred to the worker: a copy when they are a view into a larger one (Node's Buffer
+    // pool; Buffer#slice would be a view too)
+    const bytes = audio.byteOffset === 0 && audio.byteLength === audio.buffer.byteLength ? audio : new Uint8Array(audio);
     // p-queue's signal removes a waiting job; it would also settle a running one at once (racing it), while the
     // worker is still winding down: so p-queue gets a signal that follows the request's only until the job starts
     const whileWaiting = new AbortController();
@@ -211,16 +220,18 @@ export class WorkerPool {
       )
       .catch((err: unknown) => {
         started();
-        if (this.closed && !cb.signal?.aborted) {
+        // p-queue rejects a job removed from the wait list with the signal's reason (a plain Error)
+        const removed = whileWaiting.signal.aborted && !isWhisperError(err) && !(err instanceof HttpError);
+        if (removed) this.options.onJobEnd?.({ outcome: 'cancelled', audioS: 0, processingS: 0 });
+        const aborted = removed || (isWhisperError(err) && err.code === 'E_ABORTED');
+        if (aborted && this.closed && !cb.signal?.aborted) {
           throw new HttpError(503, 'E_UNAVAILABLE', 'the server shut down before the job finished', null, 5);
         }
-        if (isWhisperError(err) || err instanceof HttpError) throw err;
-        // p-queue rejects a job removed from the wait list with the signal's reason
-        if (whileWaiting.signal.aborted) {
-          this.options.onJobEnd?.({ outcome: 'cancelled', audioS: 0, processingS: 0 });
-          throw new WhisperError('E_ABORTED', 'the request was cancelled while waiting for a worker', { cause: err });
-        }
+        if (removed) throw new WhisperError('E_ABORTED', 'the request was cancelled while waiting for a worker', { cause: err });
         throw err;
+      })
+      .finally(() => {
+        for (const s of sources) s.removeEventListener('abort', stop);
       });
   }
 
