@@ -2,13 +2,14 @@
  * The OpenAI audio API of `whisper-ts serve`, driven by the official `openai` npm client, unchanged, against a real
  * server process on 127.0.0.1 (whisper-tiny.en; the multilingual whisper-base_timestamped for translation and words).
  */
+import { execFile } from 'node:child_process';
 import { createReadStream, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { APIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPTION_SPECS } from '../src/index.js';
-import { BASE_TS, EVAL, JFK, TINY_EN } from './helpers/paths.js';
+import { BASE_TS, EVAL, JFK, ROOT, TINY_EN } from './helpers/paths.js';
 import { form, makeAudio, metric, startServerProcess, type ServerProcess } from './server-helpers.js';
 
 const KEY = 'test-key-123';
@@ -277,5 +278,24 @@ describe('serve: translation and words with the multilingual whisper-base_timest
     expect(words.map((w) => w.word).join('')).toMatch(JFK_TEXT);
     for (let i = 1; i < words.length; i++) expect(words[i]?.start).toBeGreaterThanOrEqual(words[i - 1]?.start ?? 0);
     expect(r.segments?.length).toBeGreaterThan(0);
+  });
+});
+
+describe('serve: command line', () => {
+  const serve = (args: string[]): Promise<{ code: number | null; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile(process.execPath, [join(ROOT, 'bin', 'whisper-ts.js'), 'serve', '--port', '0', ...args], (err, _out, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr }),
+      );
+    });
+
+  it('refuses bad flags with exit code 2 and a missing model with 3', async () => {
+    expect(await serve(['--concurrency', '0'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/--concurrency/) });
+    expect(await serve(['--task', 'translate'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/endpoint/) });
+    expect(await serve(['--beam-size', '-3'])).toMatchObject({ code: 2, stderr: expect.stringMatching(/beam-size/) });
+    expect(await serve(['--model', join(ROOT, 'no-such-model')])).toMatchObject({
+      code: 3,
+      stderr: expect.stringMatching(/E_MODEL_FILE_MISSING/),
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { resolveLoadOptions, resolveTranscribeOptions, type TranscribeOptions } from '../index.js';
+import { WhisperError, resolveLoadOptions, resolveTranscribeOptions, type TranscribeOptions } from '../index.js';
 import { SERVER_DEFAULTS, startServer, threadsPerWorker } from '../server/index.js';
 import { EXIT, describeError } from './exit-codes.js';
 import { createPullReporter } from './models.js';
@@ -53,6 +53,13 @@ async function runServe(opts: Record<string, unknown>, io: CliIo): Promise<numbe
   try {
     load = resolveLoadOptions(givenOptions(opts, 'load'));
     const given = givenOptions(opts, 'call');
+    // per request, the endpoint decides the task and timestamp_granularities[] the words
+    for (const [key, flag, why] of [
+      ['task', 'task', 'the endpoint (/transcriptions or /translations) decides the task'],
+      ['wordTimestamps', 'word-timestamps', "a request's timestamp_granularities[]=word asks for words"],
+    ] as const) {
+      if (key in given) throw new WhisperError('E_OPTIONS', `--${flag} is not a server default: ${why}`);
+    }
     resolveTranscribeOptions(given);
     defaults = given as Partial<TranscribeOptions>;
   } catch (err) {
