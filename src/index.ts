@@ -20,10 +20,31 @@ export {
   type Task,
   type Device,
 } from './options.js';
-export type { Segment, Word, TranscriptionInfo, TranscriptionResult } from './types.js';
+export type {
+  Segment,
+  Word,
+  TranscriptionInfo,
+  TranscriptionResult,
+  StreamEvent,
+  StreamPartialEvent,
+  StreamFinalEvent,
+  StreamLanguageEvent,
+} from './types.js';
+export {
+  createStream,
+  LiveTranscriber,
+  STREAM_DEFAULTS,
+  STREAM_OPTION_SPECS,
+  VAD_STREAM_DEFAULTS,
+  resolveStreamOptions,
+  type StreamContext,
+  type StreamOptions,
+  type StreamSettings,
+  type StreamStats,
+} from './stream/index.js';
 export { DTYPES, DTYPE_SUFFIX, type Dtype } from './dtypes.js';
 export { LANGUAGE_NAMES, toLanguageCode } from './languages.js';
-export { decodeAudio } from './audio/index.js';
+export { decodeAudio, SAMPLE_RATE } from './audio/index.js';
 export {
   pullModel,
   resolveModelId,

@@ -45,3 +45,49 @@ export interface TranscriptionResult {
   segments: Segment[];
   text: string;
 }
+
+/**
+ * An event of a live transcription (stream/). Times are seconds of the stream, counted from its first sample.
+ * `audioEnd`: how much of the stream had been heard when the event was decided.
+ */
+export type StreamEvent = StreamPartialEvent | StreamFinalEvent | StreamLanguageEvent;
+
+/** Text that may still change: the words after the last final. Each partial replaces the one before. */
+export interface StreamPartialEvent {
+  type: 'partial';
+  /** Empty when everything heard so far is final. */
+  text: string;
+  start: number;
+  end: number;
+  words: Word[];
+  audioEnd: number;
+}
+
+/**
+ * Committed text: never changed or sent again. Finals come in order with increasing `id` (0, 1, 2, …) and
+ * non-decreasing times; their texts joined are the transcript.
+ */
+export interface StreamFinalEvent {
+  type: 'final';
+  id: number;
+  /** With the leading space Whisper writes before a word. */
+  text: string;
+  start: number;
+  end: number;
+  words: Word[];
+  /**
+   * Why it was committed: consecutive hypotheses agreed, the speaker paused, the buffer had to be cut, the stream
+   * ended (`end()`), or it was aborted (the last hypothesis as it stood).
+   */
+  reason: 'agreement' | 'pause' | 'trim' | 'end' | 'abort';
+  audioEnd: number;
+}
+
+/** The language the stream is decoded in, sent once (detected, or as given). */
+export interface StreamLanguageEvent {
+  type: 'language';
+  language: string;
+  /** 1 when the language was given or the model is English-only. */
+  probability: number;
+  audioEnd: number;
+}

@@ -18,7 +18,16 @@ export {
   type ResolvedVadOptions,
   type VadOptions,
 } from './options.js';
-export { VadModel, loadVad, sileroModelPath, type LoadVadOptions, type SileroVersion, type VadEngine } from './silero.js';
+export {
+  VadModel,
+  loadVad,
+  sileroModelPath,
+  type LoadVadOptions,
+  type SileroVersion,
+  type VadEngine,
+  type VadState,
+} from './silero.js';
+export { SpeechGate, VadStream, type SpeechChange } from './stream.js';
 export {
   speechSpansFromProbabilities,
   spanToSeconds,

@@ -17,13 +17,18 @@ import {
 import { speechSpansFromProbabilities, type SpeechSpan } from './timestamps.js';
 
 /** Samples of the previous window that Silero v5/v6 see in front of each 512-sample window at 16 kHz. */
-const CONTEXT_SAMPLES = 64;
+export const CONTEXT_SAMPLES = 64;
 const INPUT_SAMPLES = CONTEXT_SAMPLES + VAD_WINDOW_SAMPLES;
 const HIDDEN = 128;
 /** Windows scored per ONNX Runtime run in sequence mode (~65 s of audio, 4.7 MB of input). */
 const WINDOWS_PER_RUN = 2048;
 
 export type SileroVersion = 'v5' | 'v6';
+
+/** The recurrent state of one audio stream between `VadModel.scoreWindows` calls (opaque). */
+export interface VadState {
+  readonly tensors: readonly ort.Tensor[];
+}
 
 /**
  * How the model is run. `sequence`: the model rewritten to score many windows per run (see silero-graph.ts), the
@@ -118,6 +123,57 @@ export class VadModel {
     }
     const probabilities = await this.speechProbabilities(samples, signal);
     return speechSpansFromProbabilities(probabilities, samples.length, resolved);
+  }
+
+  /**
+   * Scores `count` windows laid out as [count, 576] (each 512-sample window preceded by the 64 samples before it),
+   * continuing the LSTM from `state` (null: a fresh stream). The building block of `VadStream` (vad/stream.ts),
+   * which scores audio that arrives in pieces.
+   * @internal
+   */
+  async scoreWindows(
+    input: Float32Array,
+    count: number,
+    state: VadState | null,
+    signal?: AbortSignal,
+  ): Promise<{ probabilities: Float32Array; state: VadState }> {
+    const session = this.#use();
+    throwIfAborted(signal);
+    const run = this.#scoreWindows(session, input, count, state);
+    this.#running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.#running.delete(run);
+    }
+  }
+
+  async #scoreWindows(
+    session: ort.InferenceSession,
+    input: Float32Array,
+    count: number,
+    state: VadState | null,
+  ): Promise<{ probabilities: Float32Array; state: VadState }> {
+    if (this.engine === 'sequence') {
+      const zero = (): ort.Tensor => new ort.Tensor('float32', new Float32Array(HIDDEN), [1, 1, HIDDEN]);
+      const outputs = await runOrThrow(session, {
+        [SEQUENCE_INPUT]: new ort.Tensor('float32', input.subarray(0, count * INPUT_SAMPLES), [count, INPUT_SAMPLES]),
+        [SEQUENCE_H]: state?.tensors[0] ?? zero(),
+        [SEQUENCE_C]: state?.tensors[1] ?? zero(),
+      });
+      const probabilities = Float32Array.from(outputData(outputs, SEQUENCE_PROB, count));
+      return { probabilities, state: { tensors: [outputTensor(outputs, SEQUENCE_HN), outputTensor(outputs, SEQUENCE_CN)] } };
+    }
+    const sr = new ort.Tensor('int64', BigInt64Array.from([16000n]), []);
+    let s: ort.Tensor = state?.tensors[0] ?? new ort.Tensor('float32', new Float32Array(2 * HIDDEN), [2, 1, HIDDEN]);
+    const probabilities = new Float32Array(count);
+    for (let w = 0; w < count; w++) {
+      const window = input.slice(w * INPUT_SAMPLES, (w + 1) * INPUT_SAMPLES);
+      const outputs = await runOrThrow(session, { input: new ort.Tensor('float32', window, [1, INPUT_SAMPLES]), state: s, sr });
+      probabilities[w] = outputData(outputs, 'output', 1)[0] as number;
+      s = outputTensor(outputs, 'stateN');
+    }
+    return { probabilities, state: { tensors: [s] } };
   }
 
   /** Releases the ONNX Runtime session once running calls have finished; later calls throw `E_DISPOSED`. */

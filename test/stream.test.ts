@@ -1,0 +1,300 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SAMPLE_RATE, decodeAudio } from '../src/audio/index.js';
+import { loadModel, type Whisper } from '../src/index.js';
+import {
+  LocalAgreement,
+  STREAM_DEFAULTS,
+  createStream,
+  resolveStreamOptions,
+  type LiveTranscriber,
+  type TimedWord,
+} from '../src/stream/index.js';
+import { tokensToPieces } from '../src/stream/window.js';
+import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
+import {
+  SpeechGate,
+  VadStream,
+  loadVad,
+  resolveVadOptions,
+  speechSpansFromProbabilities,
+  type VadModel,
+} from '../src/vad/index.js';
+import { BASE_TS, JFK, TINY_EN } from './helpers/paths.js';
+import {
+  LONGFORM,
+  latency,
+  longformSlice,
+  referenceWords,
+  wer,
+  type ClockedEvent,
+} from './helpers/stream.js';
+
+const plain = (text: string): string => text.toLowerCase().replace(/[^a-z' ]/g, '').replace(/ +/g, ' ');
+const w = (word: string, start = 0, end = 0): TimedWord => ({ word, start, end, probability: 1 });
+const words = (text: string): TimedWord[] => text.split(/(?= )/).map((x, i) => w(x, i, i + 1));
+
+describe('LocalAgreement', () => {
+  it('commits the longest common prefix of two consecutive hypotheses, word by word', () => {
+    const a = new LocalAgreement(2);
+    expect(a.insert(words(' the cat'))).toEqual([]);
+    expect(a.insert(words(' the cat sat on')).map((x) => x.word)).toEqual([' the', ' cat']);
+    expect(a.tentative.map((x) => x.word)).toEqual([' sat', ' on']);
+    // the committed words are gone from both hypotheses: ' sat on' vs ' sat on the mat'
+    expect(a.insert(words(' sat on the mat')).map((x) => x.word)).toEqual([' sat', ' on']);
+    // a change ends the agreement at the changed word
+    expect(a.insert(words(' a mat')).map((x) => x.word)).toEqual([]);
+    expect(a.insert(words(' a mat.')).map((x) => x.word)).toEqual([' a', ' mat.']);
+  });
+
+  it('compares words without case and punctuation, and takes the newest spelling and times', () => {
+    const a = new LocalAgreement(2);
+    a.insert([w(' Hello', 0, 1), w(' world', 1, 2)]);
+    const c = a.insert([w(' hello,', 0.1, 0.9), w(' World.', 1.1, 2.1)]);
+    expect(c).toEqual([w(' hello,', 0.1, 0.9), w(' World.', 1.1, 2.1)]);
+  });
+
+  it('n = 3 needs three hypotheses; n = 1 commits everything at once', () => {
+    const a = new LocalAgreement(3);
+    expect(a.insert(words(' one two'))).toEqual([]);
+    expect(a.insert(words(' one two'))).toEqual([]);
+    expect(a.insert(words(' one three')).map((x) => x.word)).toEqual([' one']);
+    const b = new LocalAgreement(1);
+    expect(b.insert(words(' one two')).map((x) => x.word)).toEqual([' one', ' two']);
+    expect(b.tentative).toEqual([]);
+  });
+
+  it('a forced commit takes words of the newest hypothesis', () => {
+    const a = new LocalAgreement(2);
+    a.insert(words(' x y'));
+    a.insert(words(' a b c'));
+    expect(a.commit(2).map((x) => x.word)).toEqual([' a', ' b']);
+    expect(a.tentative.map((x) => x.word)).toEqual([' c']);
+  });
+});
+
+describe('stream options', () => {
+  it('fills the defaults and takes the table options', () => {
+    const o = resolveStreamOptions({ language: 'de', task: 'translate', minChunkSeconds: '0.3', agreement: 3 });
+    expect(o.stream).toEqual({ ...STREAM_DEFAULTS, minChunkSeconds: 0.3, agreement: 3 });
+    expect(o.transcribe.language).toBe('de');
+    expect(o.transcribe.task).toBe('translate');
+    expect(o.vad.minSilenceDurationMs).toBe(500);
+    expect(resolveStreamOptions({ vadOptions: { minSilenceDurationMs: 800 } }).vad.minSilenceDurationMs).toBe(800);
+  });
+
+  it('refuses what a stream cannot honour, naming it', () => {
+    const refused: [object, RegExp][] = [
+      [{ batchSize: 4 }, /batchSize/],
+      [{ vadFilter: false }, /vadFilter/],
+      [{ withoutTimestamps: true }, /withoutTimestamps/],
+      [{ prefix: 'x' }, /prefix/],
+      [{ clipTimestamps: [1, 2] }, /clipTimestamps/],
+      [{ languageDetection: 'window' }, /languageDetection/],
+      [{ vadOptions: { maxSpeechDurationS: 10 } }, /maxSpeechDurationS/],
+      [{ minChunkSeconds: 0 }, /minChunkSeconds/],
+      [{ agreement: 0 }, /agreement/],
+      [{ chunkSize: 1 }, /unknown stream option "chunkSize"/],
+    ];
+    for (const [input, message] of refused) {
+      expect(() => resolveStreamOptions(input), JSON.stringify(input)).toThrow(message);
+    }
+  });
+});
+
+describe('window tokens → segments', () => {
+  it('cuts at timestamp tokens and keeps an open last segment to the end of the audio', () => {
+    const tb = 1000;
+    const ts = (s: number): number => tb + Math.round(s / 0.02);
+    const pieces = tokensToPieces([ts(0), 1, 2, ts(1.5), ts(1.5), 3, ts(2.2), ts(2.4), 4, 5], tb, 3.1);
+    expect(pieces.map((p) => [p.start, p.end, p.tokens])).toEqual([
+      [0, 1.5, [1, 2]],
+      [1.5, 2.2, [3]],
+      [2.4, 3.1, [4, 5]],
+    ]);
+    // a forced <|0.00|> then the prefix and a single closing timestamp
+    expect(tokensToPieces([ts(0), 7, 8, ts(0.8)], tb, 2).map((p) => [p.start, p.end])).toEqual([[0, 0.8]]);
+  });
+});
+
+describe('VAD on audio in pieces', () => {
+  let vad: VadModel;
+  let audio: Float32Array;
+  beforeAll(async () => {
+    vad = await loadVad();
+    audio = (await decodeAudio(LONGFORM)).subarray(0, 40 * SAMPLE_RATE);
+  });
+  afterAll(async () => vad.dispose());
+
+  it('VadStream gives the whole-audio probabilities whatever the piece sizes, and SpeechGate the same spans', async () => {
+    const whole = await vad.speechProbabilities(audio);
+    const stream = new VadStream(vad);
+    const got: number[] = [];
+    const sizes = [1, 511, 512, 513, 1600, 7, 16000, 4096, 333];
+    for (let at = 0, k = 0; at < audio.length; k++) {
+      const n = sizes[k % sizes.length] as number;
+      got.push(...(await stream.push(audio.subarray(at, at + n))));
+      at += n;
+    }
+    got.push(...(await stream.flush()));
+    // faster-whisper scores one window more when the length is a multiple of 512; a stream has no such end
+    expect(got.length).toBe(Math.ceil(audio.length / 512));
+    let maxDiff = 0;
+    for (let i = 0; i < got.length; i++) maxDiff = Math.max(maxDiff, Math.abs((got[i] as number) - (whole[i] as number)));
+    expect(maxDiff).toBeLessThan(1e-4);
+
+    // the online gate finds the spans get_speech_timestamps finds (before its padding)
+    const options = resolveVadOptions({ minSilenceDurationMs: 500, speechPadMs: 0 });
+    const spans = speechSpansFromProbabilities(whole, audio.length, options);
+    const gate = new SpeechGate(options);
+    const changes = gate.update(got);
+    const fromGate: { start: number; end: number }[] = [];
+    for (const c of changes) {
+      if (c.type === 'start') fromGate.push({ start: c.sample, end: audio.length });
+      else (fromGate[fromGate.length - 1] as { end: number }).end = c.sample;
+    }
+    expect(spans.length).toBeGreaterThan(3);
+    expect(fromGate).toEqual(spans);
+  });
+});
+
+/** Plays `audio` through the stream in `chunk`-second pushes, each processed before the next arrives. */
+async function play(stream: LiveTranscriber, audio: Float32Array, chunk = 0.1): Promise<ClockedEvent[]> {
+  const events: ClockedEvent[] = [];
+  let pushedAt = 0;
+  let wallAt = performance.now();
+  // an event's time: the audio pushed so far plus the time spent since that push (the compute it waited for)
+  stream.on((e) => events.push({ ...e, at: pushedAt + (performance.now() - wallAt) / 1000 }));
+  const step = Math.round(chunk * SAMPLE_RATE);
+  for (let i = 0; i < audio.length; i += step) {
+    wallAt = performance.now();
+    pushedAt = Math.min(audio.length, i + step) / SAMPLE_RATE;
+    stream.push(audio.subarray(i, i + step));
+    await stream.drain();
+  }
+  wallAt = performance.now();
+  await stream.end();
+  return events;
+}
+
+function checkFinals(events: readonly StreamEvent[]): StreamFinalEvent[] {
+  const finals = events.filter((e): e is StreamFinalEvent => e.type === 'final');
+  finals.forEach((f, i) => {
+    expect(f.id).toBe(i);
+    expect(f.text).toBe(f.words.map((x) => x.word).join(''));
+    expect(f.end).toBeGreaterThanOrEqual(f.start);
+  });
+  // times never go back: every word starts at or after the end of the word before, across finals
+  const all = finals.flatMap((f) => f.words);
+  for (let i = 1; i < all.length; i++) expect(all[i]!.start).toBeGreaterThanOrEqual(all[i - 1]!.end);
+  return finals;
+}
+
+describe('live transcription of longform_en with whisper-tiny.en', () => {
+  let whisper: Whisper;
+  let longform: Float32Array;
+  beforeAll(async () => {
+    whisper = await loadModel(TINY_EN, { threads: 2 });
+    longform = await decodeAudio(LONGFORM);
+  });
+  afterAll(async () => whisper.dispose());
+
+  it('75 s (8 pieces) in 0.1-s chunks: the finals reach the sequential WER, never change, and the buffer stays bounded', async () => {
+    const slice = longformSlice(0, 7);
+    const audio = longform.subarray(Math.round(slice.from * SAMPLE_RATE), Math.round(slice.to * SAMPLE_RATE));
+    const reference = slice.pieces.map((p) => p.text).join(' ');
+
+    const stream = await createStream(whisper, { language: 'en' });
+    const started = performance.now();
+    const events = await play(stream, audio);
+    const seconds = (performance.now() - started) / 1000;
+    const finals = checkFinals(events);
+    const text = finals.map((f) => f.text).join('');
+    expect(stream.closed).toBe(true);
+    expect(events[0]).toMatchObject({ type: 'language', language: 'en', probability: 1 });
+    // a partial never holds text that is already final: after each final, the next partial starts after it
+    for (let i = 0; i < events.length - 1; i++) {
+      const e = events[i] as StreamEvent;
+      const next = events.slice(i + 1).find((x) => x.type === 'partial');
+      if (e.type === 'final' && next?.type === 'partial' && next.words.length > 0) {
+        expect(next.start).toBeGreaterThanOrEqual(e.end);
+      }
+    }
+
+    const sequential = await whisper.transcribeAll(audio, { language: 'en' });
+    const streamWer = wer(reference, text);
+    const sequentialWer = wer(reference, sequential.text);
+
+    const aligner = await loadModel(BASE_TS, { threads: 2 });
+    const ref = await referenceWords(aligner.model, audio, slice.pieces);
+    await aligner.dispose();
+    const lat = latency(events, ref);
+    const stats = stream.stats;
+    console.log(
+      `stream tiny.en ${audio.length / SAMPLE_RATE} s: WER ${(streamWer * 100).toFixed(2)} % (sequential ${(sequentialWer * 100).toFixed(2)} %), ` +
+        `${finals.length} finals, ${stats.steps} steps (${(stats.stepSeconds / stats.steps).toFixed(3)} s each), ${seconds.toFixed(1)} s wall; ` +
+        `word end → final: median ${lat.finalMedian.toFixed(2)} s (p90 ${lat.finalP90.toFixed(2)} s, audio waited ${lat.finalPolicyMedian.toFixed(2)} s), ` +
+        `→ first partial: median ${lat.partialMedian.toFixed(2)} s; ${lat.matched}/${ref.length} words matched; peak buffer ${stats.peakBufferSeconds.toFixed(1)} s`,
+    );
+    console.log(`stream text: ${text}`);
+    expect(streamWer).toBeLessThanOrEqual(sequentialWer + 0.03);
+    expect(lat.matched).toBeGreaterThan(ref.length * 0.8);
+    expect(stats.peakBufferSeconds).toBeLessThanOrEqual(STREAM_DEFAULTS.bufferTrimSeconds + 10);
+    expect(stats.bufferSeconds).toBe(0);
+  }, 900_000);
+});
+
+describe('end, abort and errors', () => {
+  let whisper: Whisper;
+  let jfk: Float32Array;
+  beforeAll(async () => {
+    whisper = await loadModel(TINY_EN, { threads: 2 });
+    jfk = await decodeAudio(JFK);
+  });
+  afterAll(async () => whisper.dispose());
+
+  it('end() flushes the tail as final; the whole file pushed at once works too; the iterator ends', async () => {
+    const stream = await createStream(whisper, {});
+    const seen: StreamEvent[] = [];
+    const reading = (async () => {
+      for await (const e of stream) seen.push(e);
+    })();
+    stream.push(jfk);
+    await stream.end();
+    await reading;
+    const finals = checkFinals(seen);
+    const text = finals.map((f) => f.text).join('');
+    expect(plain(text)).toContain('ask not what your country can do for you');
+    expect(finals[finals.length - 1]?.reason).toMatch(/pause|end/);
+    expect(() => stream.push(jfk)).toThrow(expect.objectContaining({ code: 'E_DISPOSED' }) as Error);
+  });
+
+  it('an abort sends the last hypothesis as final and ends the stream', async () => {
+    const controller = new AbortController();
+    const events: StreamEvent[] = [];
+    const stream = await createStream(whisper, { vadOptions: { minSilenceDurationMs: 5000 } }, {
+      signal: controller.signal,
+      onEvent: (e) => events.push(e),
+    });
+    for (let i = 0; i < 6 * SAMPLE_RATE; i += 1600) {
+      stream.push(jfk.subarray(i, i + 1600));
+      await stream.drain();
+    }
+    controller.abort();
+    await stream.end();
+    const finals = checkFinals(events);
+    expect(stream.closed).toBe(true);
+    expect(finals.length).toBeGreaterThan(0);
+    expect(finals[finals.length - 1]?.reason).toBe('abort');
+    expect(plain(finals.map((f) => f.text).join(''))).toContain('fellow americans');
+    expect(() => stream.push(jfk)).toThrow(expect.objectContaining({ code: 'E_ABORTED' }) as Error);
+  });
+
+  it('refuses bad audio and impossible options', async () => {
+    const stream = await createStream(whisper, {});
+    expect(() => stream.push(Float32Array.of(0, Number.NaN))).toThrow(expect.objectContaining({ code: 'E_AUDIO_DECODE' }) as Error);
+    await stream.end();
+    await expect(createStream(whisper, { language: 'de' })).rejects.toMatchObject({ code: 'E_OPTIONS' });
+    await expect(createStream(whisper, { task: 'translate' })).rejects.toMatchObject({ code: 'E_OPTIONS' });
+    await expect(createStream(whisper, { wordTimestamps: true })).rejects.toMatchObject({ code: 'E_OPTIONS' });
+  });
+});
