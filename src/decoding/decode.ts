@@ -45,6 +45,8 @@ export interface DecodeWindowOptions {
   maxNewTokens: number;
   seed: number;
   signal?: AbortSignal | undefined;
+  /** Filters applied after the standard ones (e.g. the batched pipeline's end-of-chunk guard). */
+  extraFilters?: readonly LogitFilter[] | undefined;
 }
 
 export interface DecodingResult {
@@ -130,6 +132,7 @@ export function buildFilters(model: WhisperModel, o: DecodeWindowOptions, forced
       o.maxInitialTimestamp === null ? undefined : Math.round(o.maxInitialTimestamp / precision);
     filters.push(new ApplyTimestampRules(tk.special.eot, tk.special.noTimestamps, tk.special.timestampBegin, maxIdx));
   }
+  if (o.extraFilters) filters.push(...o.extraFilters);
   return filters;
 }
 
