@@ -257,16 +257,18 @@ export async function transcribeSequential(
         const lastWordEnd = getEnd(pieces);
         if (lastWordEnd !== undefined) lastSpeechTimestamp = lastWordEnd;
       }
+      // a clip's audio ends at the clip: no segment runs past what the model heard
+      const limit = cut ? Math.min(duration, (clipEnd * HOP_LENGTH) / SAMPLE_RATE) : duration;
       for (const p of pieces) {
         const text = tk.decode(p.tokens);
         allTokens.push(...p.tokens);
         // faster-whisper transcribe.py: instantaneous or empty segments are not reported
-        if (p.start === p.end || text.trim() === '') continue;
+        if (p.start === p.end || text.trim() === '' || p.start >= limit) continue;
         const segment: Segment = {
           id: nextId++,
           seek: windowSeek,
           start: round3(p.start),
-          end: round3(Math.min(p.end, duration)),
+          end: round3(Math.min(p.end, limit)),
           text,
           tokens: p.tokens,
           avgLogprob: result.avgLogprob,
