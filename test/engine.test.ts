@@ -1,4 +1,5 @@
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeAudio } from '../src/audio/index.js';
 import { decodeWindow, detectLanguage } from '../src/decoding/decode.js';
@@ -122,5 +123,57 @@ describe('whisper-base accuracy and languages', () => {
       expect(en, `${file}: ${tr.text}`).toBeGreaterThan(de);
       expect(en / w.length, `${file}: ${tr.text}`).toBeGreaterThan(0.1);
     }
+  });
+});
+
+describe('long-form: longform_en (4.85 min) with whisper-base', () => {
+  const file = join(EVAL, 'longform_en', 'librispeech_test_other_3ch_concat.flac');
+  let whisper: Whisper;
+  beforeAll(async () => {
+    whisper = await loadModel(BASE, { threads: THREADS });
+  });
+  afterAll(async () => whisper.dispose());
+
+  async function run(options: Parameters<Whisper['transcribe']>[1]) {
+    const progress: number[] = [];
+    const { info, segments } = await whisper.transcribe(file, options, { onProgress: (p) => progress.push(p.done) });
+    const got = [];
+    for await (const s of segments) got.push(s);
+    expect(info.duration).toBeCloseTo(290.9, 0);
+    let prevEnd = 0;
+    for (const s of got) {
+      expect(s.start).toBeGreaterThanOrEqual(prevEnd - 1e-6);
+      expect(s.end).toBeGreaterThan(s.start);
+      expect(s.end).toBeLessThanOrEqual(info.duration + 1e-6);
+      prevEnd = s.end;
+    }
+    expect(got.map((s) => s.id)).toEqual(got.map((_, i) => i));
+    expect(progress.at(-1)).toBeCloseTo(info.duration, 0);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    const wer = score(join(EVAL, 'longform_en'), new Map([[basename(file), got.map((s) => s.text).join('')]]), 'en');
+    return { got, wer };
+  }
+
+  it('sequential greedy, no fallback: monotonic segments inside the audio, one near each reference piece, WER ≤ 18 %', async () => {
+    const { got, wer } = await run({ language: 'en', temperature: [0], conditionOnPreviousText: false });
+    const pieces = readFileSync(join(EVAL, 'longform_en', 'segments.tsv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => Number(l.split('\t')[0]));
+    // whisper-base's own timestamps merge some short utterances (the third speaker's dialogue around 220-262 s), so
+    // not every piece gets a segment of its own: measured 24 of 30 within 1 s; the bound keeps that from regressing.
+    const near = pieces.filter((start) => got.some((s) => Math.abs(s.start - start) <= 1.0));
+    console.log(`pieces with a segment starting within 1 s: ${near.length} of ${pieces.length}`);
+    expect(near.length / pieces.length).toBeGreaterThanOrEqual(0.8);
+    console.log(`whisper-base longform_en greedy, no fallback WER ${(wer * 100).toFixed(2)} % (transformers sequential: 17.11 %)`);
+    expect(wer).toBeLessThanOrEqual(0.18);
+  });
+
+  it("openai's defaults (temperature fallback, conditioning on previous text): WER within the long-form bound", async () => {
+    const { wer } = await run({ language: 'en' });
+    // measured 15.86 %: above issue 5's 14.5 % goal (faster-whisper int8 greedy on its own int8 weights: 13.37 %)
+    console.log(`whisper-base longform_en openai defaults WER ${(wer * 100).toFixed(2)} % (faster-whisper int8 greedy: 13.37 %)`);
+    expect(wer).toBeLessThanOrEqual(0.18);
   });
 });
