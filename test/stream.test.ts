@@ -36,20 +36,22 @@ const words = (text: string): TimedWord[] => text.split(/(?= )/).map((x, i) => w
 describe('LocalAgreement', () => {
   it('commits the longest common prefix of two consecutive hypotheses, word by word', () => {
     const a = new LocalAgreement(2);
-    expect(a.insert(words(' the cat'))).toEqual([]);
+    expect(a.insert(words(' the cat sat'))).toEqual([]);
     expect(a.insert(words(' the cat sat on')).map((x) => x.word)).toEqual([' the', ' cat']);
+    // ' sat' ended the older hypothesis: it waits for one that heard more after it
     expect(a.tentative.map((x) => x.word)).toEqual([' sat', ' on']);
     // the committed words are gone from both hypotheses: ' sat on' vs ' sat on the mat'
-    expect(a.insert(words(' sat on the mat')).map((x) => x.word)).toEqual([' sat', ' on']);
+    expect(a.insert(words(' sat on the mat')).map((x) => x.word)).toEqual([' sat']);
     // a change ends the agreement at the changed word
-    expect(a.insert(words(' a mat')).map((x) => x.word)).toEqual([]);
-    expect(a.insert(words(' a mat.')).map((x) => x.word)).toEqual([' a', ' mat.']);
+    expect(a.insert(words(' on a mat')).map((x) => x.word)).toEqual([' on']);
+    expect(a.insert(words(' a mat. The')).map((x) => x.word)).toEqual([' a']);
+    expect(a.insert(words(' mat. The dog')).map((x) => x.word)).toEqual([' mat.']);
   });
 
   it('compares words without case and punctuation, and takes the newest spelling and times', () => {
     const a = new LocalAgreement(2);
-    a.insert([w(' Hello', 0, 1), w(' world', 1, 2)]);
-    const c = a.insert([w(' hello,', 0.1, 0.9), w(' World.', 1.1, 2.1)]);
+    a.insert([w(' Hello', 0, 1), w(' world', 1, 2), w(' and', 2, 3)]);
+    const c = a.insert([w(' hello,', 0.1, 0.9), w(' World.', 1.1, 2.1), w(' But', 2.1, 3)]);
     expect(c).toEqual([w(' hello,', 0.1, 0.9), w(' World.', 1.1, 2.1)]);
   });
 
@@ -58,6 +60,7 @@ describe('LocalAgreement', () => {
     expect(a.insert(words(' one two'))).toEqual([]);
     expect(a.insert(words(' one two'))).toEqual([]);
     expect(a.insert(words(' one three')).map((x) => x.word)).toEqual([' one']);
+    expect(a.insert(words(' three four'))).toEqual([]);
     const b = new LocalAgreement(1);
     expect(b.insert(words(' one two')).map((x) => x.word)).toEqual([' one', ' two']);
     expect(b.tentative).toEqual([]);

@@ -5,6 +5,7 @@ import { transcribeCommand, type CliIo } from './transcribe.js';
 import { vadCommand } from './vad.js';
 import { modelsCommand } from './models.js';
 import { serveCommand } from './serve.js';
+import { liveCommand } from './live.js';
 import { describeError } from './exit-codes.js';
 
 function version(): string {
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(vadCommand());
   program.addCommand(modelsCommand(io));
   program.addCommand(serveCommand(io));
+  program.addCommand(liveCommand(io));
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -2,7 +2,8 @@
  * The commit policy of whisper_streaming (ufal/whisper_streaming, whisper_online.py, HypothesisBuffer): a word is
  * final once consecutive hypotheses agree on it — the longest common prefix of the last `n` hypotheses, compared
  * word by word (LocalAgreement-n; n = 2 is the paper's policy). Hypotheses hold only the words after the committed
- * ones (the decoder is forced through the committed words, so they never come back).
+ * ones (the decoder is forced through the committed words, so they never come back). One rule is added: a word must
+ * also have been followed by another word in every older hypothesis.
  */
 import type { Word } from '../types.js';
 
@@ -42,7 +43,10 @@ export class LocalAgreement {
       const w = comparable((newest[k] as TimedWord).word);
       if (!this.#history.every((h) => h[k] !== undefined && comparable((h[k] as TimedWord).word) === w)) break;
     }
-    return this.commit(k);
+    // the last word of an older hypothesis was heard up to the end of its audio, where words are guessed from their
+    // first sounds: it is not final until a hypothesis has heard something after it
+    for (const h of this.#history.slice(0, -1)) k = Math.min(k, h.length - 1);
+    return this.commit(Math.max(0, k));
   }
 
   /** Commits the first `count` words of the newest hypothesis whatever the others say (a forced commit). */

@@ -28,6 +28,8 @@ export interface StreamContext {
   onEvent?: ((event: StreamEvent) => void) | undefined;
   /** A loaded Silero VAD to use (one can serve many streams); by default the stream loads its own and frees it. */
   vad?: VadModel | undefined;
+  /** Called once if the stream fails while working in the background (push, drain and end also throw it). */
+  onError?: ((error: unknown) => void) | undefined;
 }
 
 /** Figures about a running stream, for tests and monitoring. */
@@ -59,6 +61,11 @@ const LANGUAGE_SECONDS = 2;
 /** Words of the committed text remembered to drop a repetition at the start of a hypothesis after a cut. */
 const RECENT_WORDS = 5;
 const SENTENCE_END = /[.?!。？！…]["'”’)\]]*$/u;
+/**
+ * A pause shorter than this keeps the utterance before it in the buffer (committed, forced as the prefix): the decoder
+ * hears the next words in their context, as the offline seek loop does. A longer one starts afresh (seconds).
+ */
+const MAX_GAP_SECONDS = 2;
 
 /**
  * Starts a live transcription with a loaded model. Push 16 kHz mono Float32 chunks of any size with `push`, read
@@ -133,6 +140,10 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
   #promptTokens: number[] = [];
   readonly #initialPrompt: number[];
   #recent: TimedWord[] = [];
+  /** Committed words after which the speaker paused: places to cut the buffer at, like sentence ends. */
+  readonly #pauseEnds = new WeakSet<TimedWord>();
+  /** Where the last speech ended (a stream sample); -1 while speaking or before any speech. */
+  #speechEnd = -1;
   /** The buffer was just cut after a committed word: the next hypothesis may repeat it. */
   #afterCut = false;
   #nextId = 0;
@@ -148,6 +159,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
   readonly #listeners = new Set<(e: StreamEvent) => void>();
   readonly #waiters = new Set<() => void>();
   readonly #onAbort: () => void;
+  readonly #onError: ((error: unknown) => void) | undefined;
 
   // figures
   #peakBuffer = 0;
@@ -179,6 +191,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     this.#initialPrompt = o.initialPrompt !== null ? model.tokenizer.encode(' ' + o.initialPrompt.trim()) : [];
     if (!o.carryInitialPrompt) this.#promptTokens = [...this.#initialPrompt];
     if (ctx.onEvent) this.#listeners.add(ctx.onEvent);
+    this.#onError = ctx.onError;
     this.#onAbort = () => this.#abort();
     if (this.#signal?.aborted) queueMicrotask(this.#onAbort);
     else this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -339,6 +352,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     }
     this.#failure = err;
     await this.#close();
+    this.#onError?.(err);
   }
 
   #abort(): void {
@@ -395,10 +409,15 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     for (const p of probs) this.#probs.push(p);
     for (const change of this.#gate.update(probs)) {
       if (change.type === 'start') {
+        const gap = this.#speechEnd < 0 ? Infinity : (change.sample - this.#speechEnd) / SAMPLE_RATE;
+        this.#speechEnd = -1;
+        if (this.#holdsText() && gap <= MAX_GAP_SECONDS) continue; // the words before the pause stay as context
+        this.#toPrompt(this.#committedInBuffer.length);
         const from = Math.max(this.#bufStart, change.sample - this.#padSamples);
         this.#dropBefore(from);
         this.#lastStep = Math.max(this.#lastStep, from);
       } else {
+        this.#speechEnd = change.sample;
         await this.#commitUtterance(change.sample + this.#padSamples, 'pause');
       }
     }
@@ -430,7 +449,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
 
   /**
    * The speaker paused (or the stream ends): the audio up to `endSample` is decoded once more and all of it is
-   * committed; the buffer then starts after it.
+   * committed. The audio stays in the buffer (with its words as the prefix) unless the pause grows long.
    */
   async #commitUtterance(endSample: number, reason: 'pause' | 'end'): Promise<void> {
     const end = Math.min(endSample, this.#end());
@@ -443,11 +462,15 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
       this.#sendFinal(this.#agreement.commit(this.#agreement.tentative.length), reason);
     }
     this.#agreement.reset();
-    this.#toPrompt(this.#committedInBuffer.length);
-    this.#dropBefore(end);
+    const last = this.#committedInBuffer[this.#committedInBuffer.length - 1];
+    if (last !== undefined) this.#pauseEnds.add(last);
     this.#lastStep = Math.max(this.#lastStep, end);
-    this.#afterCut = false;
     this.#sendPartial();
+  }
+
+  /** Whether the buffer holds words, committed or not. */
+  #holdsText(): boolean {
+    return this.#committedInBuffer.length > 0 || this.#agreement.tentative.length > 0;
   }
 
   async #decode(samples: number): Promise<StepResult> {
@@ -547,13 +570,19 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     });
   }
 
-  /** Cuts the buffer at a committed sentence end once it is longer than `bufferTrimSeconds` (see the constants). */
+  /**
+   * Cuts the buffer once it is longer than `bufferTrimSeconds`: at the first committed sentence end (or pause) that
+   * leaves at most half that length, else at the last one (see the constants for what happens without any).
+   */
   #trim(): void {
     const seconds = this.#bufLen / SAMPLE_RATE;
     const trimAt = this.options.stream.bufferTrimSeconds;
     if (seconds <= trimAt) return;
     const inBuffer = this.#committedInBuffer;
-    let i = inBuffer.findLastIndex((w) => SENTENCE_END.test(w.word.trim()));
+    const end = this.#end() / SAMPLE_RATE;
+    const boundary = (w: TimedWord): boolean => this.#pauseEnds.has(w) || SENTENCE_END.test(w.word.trim());
+    let i = inBuffer.findIndex((w) => boundary(w) && end - w.end <= trimAt / 2);
+    if (i < 0) i = inBuffer.findLastIndex(boundary);
     if (i < 0 && seconds > Math.min(trimAt + ANY_WORD_TRIM_EXTRA, FORCE_SECONDS)) i = inBuffer.length - 1;
     if (i < 0 && seconds > FORCE_SECONDS) {
       // nothing committed to cut at: commit the newest hypothesis's words that end well before the buffer's end
@@ -617,9 +646,15 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     }
   }
 
-  /** Between utterances only the last `speechPadMs` of audio are kept, to start the next utterance with. */
+  /**
+   * Between utterances: a buffer without words keeps only the last `speechPadMs` of audio, to start the next utterance
+   * with; one with words keeps them as context until the pause is longer than MAX_GAP_SECONDS.
+   */
   #keepPreRoll(): void {
-    if (this.#committedInBuffer.length > 0 || this.#agreement.tentative.length > 0) return;
+    if (this.#holdsText()) {
+      if (this.#speechEnd < 0 || this.#end() - this.#speechEnd <= MAX_GAP_SECONDS * SAMPLE_RATE) return;
+      this.#toPrompt(this.#committedInBuffer.length);
+    }
     this.#dropBefore(this.#end() - this.#padSamples);
   }
 }
