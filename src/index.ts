@@ -6,7 +6,19 @@ import { WhisperModel } from './model/whisper-model.js';
 import { resolveLoadOptions, type LoadOptions } from './options.js';
 import { Whisper } from './whisper.js';
 
-export { Whisper, type AudioInput, type CallOptions, type Transcription, type TranscribeProgress } from './whisper.js';
+export {
+  Whisper,
+  type AudioInput,
+  type CallOptions,
+  type Transcription,
+  type TranscribeProgress,
+  type FileOutcome,
+  type ManyCallOptions,
+  type ManyProgress,
+  type ManySummary,
+  type ModelProfile,
+  type ProfileOptions,
+} from './whisper.js';
 export { WhisperError, isWhisperError, type WhisperErrorCode } from './errors.js';
 export {
   DEFAULTS,
@@ -69,6 +81,8 @@ export {
   collectChunks,
   SpeechTimeMap,
   VAD_DEFAULTS,
+  VAD_BATCHED_DEFAULTS,
+  planChunks,
   spansToSeconds,
   type VadOptions,
   type SpeechSpan,

@@ -3,6 +3,18 @@ import { WhisperError, throwIfAborted } from './errors.js';
 import type { WhisperModel } from './model/whisper-model.js';
 import { resolveTranscribeOptions, type TranscribeOptions } from './options.js';
 import { transcribeSequential, type Transcription, type TranscribeProgress } from './transcribe/sequential.js';
+import { transcribeBatched } from './transcribe/batched.js';
+import {
+  transcribeMany,
+  type FileOutcome,
+  type ManyCallOptions,
+  type ManyProgress,
+  type ManySummary,
+} from './transcribe/many.js';
+import { transcribeWithVad } from './transcribe/vad-filter.js';
+import { loadVad, type VadModel } from './vad/index.js';
+import { profileModel, type ModelProfile, type ProfileOptions } from './model/profile.js';
+import type { ResolvedTranscribeOptions } from './options.js';
 import type { Segment, TranscriptionInfo, TranscriptionResult } from './types.js';
 import type { WhisperConfig } from './model/config.js';
 import type { Dtype } from './dtypes.js';
@@ -15,14 +27,45 @@ export interface CallOptions {
   onProgress?: (progress: TranscribeProgress) => void;
 }
 
-export type { Transcription, TranscribeProgress };
+export type {
+  Transcription,
+  TranscribeProgress,
+  FileOutcome,
+  ManyCallOptions,
+  ManyProgress,
+  ManySummary,
+  ModelProfile,
+  ProfileOptions,
+};
 
 /**
  * A loaded Whisper model. Immutable and shareable: concurrent calls each get their own decoder cache and state.
  */
 export class Whisper {
+  #vad: Promise<VadModel> | undefined;
+
   /** @internal */
   constructor(readonly model: WhisperModel) {}
+
+  /** The Silero VAD that `vadFilter` and the batched pipeline use: loaded on first use, released by `dispose`. */
+  #loadVad(): Promise<VadModel> {
+    if (this.#vad === undefined) {
+      const loading = loadVad();
+      loading.catch(() => {
+        if (this.#vad === loading) this.#vad = undefined; // let a later call try again
+      });
+      this.#vad = loading;
+    }
+    return this.#vad;
+  }
+
+  /** Picks the pipeline: batched (batchSize > 1), sequential behind the VAD stage (vadFilter), or sequential. */
+  async #run(audio: Float32Array, o: ResolvedTranscribeOptions, call: CallOptions): Promise<Transcription> {
+    const ctx = { signal: call.signal, onProgress: call.onProgress };
+    if (o.batchSize > 1) return transcribeBatched(this.model, o.vadFilter ? await this.#loadVad() : null, audio, o, ctx);
+    if (o.vadFilter) return transcribeWithVad(this.model, await this.#loadVad(), audio, o, ctx, transcribeSequential);
+    return transcribeSequential(this.model, audio, o, ctx);
+  }
 
   get config(): WhisperConfig {
     return this.model.config;
@@ -50,7 +93,33 @@ export class Whisper {
     const o = resolveTranscribeOptions(options);
     throwIfAborted(call.signal);
     const audio = await toSamples(input, call.signal);
-    return transcribeSequential(this.model, audio, o, { signal: call.signal, onProgress: call.onProgress });
+    return this.#run(audio, o, call);
+  }
+
+  /**
+   * Transcribes many inputs with this model, one after another (or, with `batchSize` > 1, their speech chunks in
+   * shared batches), decoding the next input's audio while the model works. An input that fails is reported in its
+   * outcome and never stops the others; `onFile` gets each outcome in input order. Resolves with a summary.
+   */
+  async transcribeMany<I extends AudioInput>(
+    inputs: Iterable<I> | AsyncIterable<I>,
+    options: Partial<TranscribeOptions> = {},
+    call: ManyCallOptions<I> = {},
+  ): Promise<ManySummary> {
+    const o = resolveTranscribeOptions(options);
+    throwIfAborted(call.signal);
+    return transcribeMany(
+      {
+        model: this.model,
+        vad: () => this.#loadVad(),
+        decode: (input, signal) => toSamples(input, signal),
+        transcribe: (audio, resolved, ctx) =>
+          this.#run(audio, resolved, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}) }),
+      },
+      inputs,
+      o,
+      call,
+    );
   }
 
   /** Transcribes and collects every segment. */
@@ -65,8 +134,18 @@ export class Whisper {
     return { info, segments: all, text: all.map((s) => s.text).join('') };
   }
 
+  /**
+   * Encoder milliseconds per 30-s window and decoder milliseconds per token on this machine (the guide's hardware
+   * table), measured on the first 30 s of `input`.
+   */
+  async profile(input: AudioInput, options: ProfileOptions = {}): Promise<ModelProfile> {
+    return profileModel(this.model, await toSamples(input, options.signal), options);
+  }
+
   async dispose(): Promise<void> {
-    await this.model.dispose();
+    const vad = this.#vad;
+    this.#vad = undefined;
+    await Promise.all([this.model.dispose(), vad?.then((v) => v.dispose(), () => undefined)]);
   }
 }
 

@@ -4,6 +4,7 @@ import { EXIT } from './exit-codes.js';
 import { transcribeCommand, type CliIo } from './transcribe.js';
 import { vadCommand } from './vad.js';
 import { modelsCommand } from './models.js';
+import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
 import { liveCommand } from './live.js';
 import { describeError } from './exit-codes.js';
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(transcribeCommand(io));
   program.addCommand(vadCommand());
   program.addCommand(modelsCommand(io));
+  program.addCommand(benchCommand(io));
   program.addCommand(serveCommand(io));
   program.addCommand(liveCommand(io));
   try {

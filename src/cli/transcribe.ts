@@ -1,4 +1,5 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import {
@@ -9,10 +10,9 @@ import {
   resolveLoadOptions,
   resolveTranscribeOptions,
   type OutputFormat,
-  type Segment,
   type SubtitleOptions,
+  type ManySummary,
   WhisperError,
-  type TranscriptionResult,
 } from '../index.js';
 import { EXIT, describeError } from './exit-codes.js';
 import { addOptionFlags, givenOptions } from './options.js';
@@ -37,6 +37,7 @@ export function transcribeCommand(io: CliIo): Command {
     .option('-o, --output-dir <dir>', 'folder for output files (default: . when --output-format is given)')
     .option('--verbose', 'print each segment with its times as it is decoded (default on a terminal)')
     .option('-q, --quiet', 'no progress and no segments on the terminal')
+    .option('--skip-existing', 'leave inputs whose output files all exist alone (resume a batch run)')
     // srt/vtt writer options (openai/whisper cli): they need --word-timestamps
     .option('--highlight-words [bool]', 'srt/vtt: one cue per word, the word underlined (needs --word-timestamps)')
     .option('--max-line-width <n>', 'srt/vtt: characters per line before a line break (needs --word-timestamps)')
@@ -70,6 +71,24 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
     io.stderr.write(describeError(err).message + '\n');
     return EXIT.usage;
   }
+  // --skip-existing: an input whose every output file exists is left alone (nothing is decoded, nor the model loaded
+  // when nothing is left)
+  const skipExisting = opts.skipExisting === true;
+  if (skipExisting && outDir === undefined) {
+    io.stderr.write('error: --skip-existing needs --output-dir or --output-format (it looks for the output files)\n');
+    return EXIT.usage;
+  }
+  const skipped: string[] = [];
+  const todo: string[] = [];
+  for (const file of files) {
+    const outputs = formats.map((format) => join(outDir ?? '.', `${basename(file, extname(file))}.${format}`));
+    if (skipExisting && outputs.every((path) => existsSync(path))) skipped.push(file);
+    else todo.push(file);
+  }
+  if (todo.length === 0) {
+    if (!quiet) io.stderr.write(`all ${files.length} file(s) already transcribed (--skip-existing): nothing to do\n`);
+    return EXIT.ok;
+  }
   let whisper;
   const reporter = createPullReporter(io.stderr, { quiet });
   try {
@@ -95,65 +114,97 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
     return e.code === EXIT.partial ? EXIT.model : e.code;
   }
   if (outDir !== undefined) await mkdir(outDir, { recursive: true });
+  const outputsOf = (file: string): string[] =>
+    outDir === undefined ? [] : formats.map((format) => join(outDir, `${basename(file, extname(file))}.${format}`));
+  const many = todo.length > 1;
   const failures: string[] = [];
+  const reasons: string[] = [];
   let optionsError = false;
+  // one overall bar (in files) for many inputs; a bar in seconds of audio for one
+  const overall = many ? createProgress(todo.length, 'files', io.stderr, quiet || verbose) : undefined;
+  let single: ReturnType<typeof createProgress> | undefined;
+  let headerFor = -1;
+  let summary: ManySummary | undefined;
   try {
-    for (const file of files) {
-      if (io.signal.aborted) break;
-      try {
-        if (files.length > 1 && !quiet) io.stderr.write(`${file}\n`);
-        let bar: ReturnType<typeof createProgress> | undefined;
-        const { info, segments } = await whisper.transcribe(file, call, {
-          signal: io.signal,
-          onProgress: (p) => {
-            bar ??= createProgress(p.total, 's', io.stderr, quiet || verbose);
-            bar.update(p.done, basename(file));
-          },
-        });
-        if (verbose && info.languageProbability < 1) {
-          io.stderr.write(`detected language: ${info.language} (p = ${info.languageProbability.toFixed(2)})\n`);
-        }
-        const all: Segment[] = [];
-        for await (const s of segments) {
-          all.push(s);
-          if (verbose) {
-            io.stdout.write(`[${formatTimestamp(s.start, '.')} --> ${formatTimestamp(s.end, '.')}] ${s.text.trim()}\n`);
+    summary = await whisper.transcribeMany(todo, call, {
+      signal: io.signal,
+      onProgress: (p) => {
+        const label = basename(todo[p.index] ?? '');
+        if (overall) overall.update(p.filesDone + (p.total > 0 ? Math.min(1, p.done / p.total) : 0), label);
+        else (single ??= createProgress(p.total, 's', io.stderr, quiet || verbose)).update(p.done, label);
+      },
+      onSegment: (index, s, info) => {
+        if (!verbose) return;
+        if (headerFor !== index) {
+          headerFor = index;
+          if (many) io.stderr.write(`${todo[index] ?? ''}\n`);
+          if (info.languageProbability < 1) {
+            io.stderr.write(`detected language: ${info.language} (p = ${info.languageProbability.toFixed(2)})\n`);
           }
         }
-        bar?.stop();
-        const result: TranscriptionResult = { info, segments: all, text: all.map((s) => s.text).join('') };
+        io.stdout.write(`[${formatTimestamp(s.start, '.')} --> ${formatTimestamp(s.end, '.')}] ${s.text.trim()}\n`);
+      },
+      onFile: async ({ index, input: file, result, error }) => {
+        if (error || !result) {
+          const e = describeError(error);
+          failures.push(file);
+          reasons.push(`${file}: ${e.message}`);
+          io.stderr.write(`${file}: ${e.message}\n`);
+          return;
+        }
         if (!verbose && !quiet && outDir === undefined) io.stdout.write(result.text.trim() + '\n');
-        if (outDir !== undefined) {
-          const stem = basename(file, extname(file));
-          for (const format of formats) {
-            await writeFile(join(outDir, `${stem}.${format}`), formatResult(result, format, subtitles), 'utf8');
-          }
+        const paths = outputsOf(file);
+        for (let i = 0; i < paths.length; i++) {
+          await writeAtomic(paths[i] as string, formatResult(result, formats[i] as OutputFormat, subtitles));
         }
-      } catch (err) {
-        const e = describeError(err);
-        if (e.code === EXIT.aborted) throw err;
-        if (e.code === EXIT.usage) {
-          // options the model cannot serve (e.g. word timestamps without a _timestamped export) fail every file alike
-          io.stderr.write(e.message + '\n');
-          optionsError = true;
-          break;
-        }
-        failures.push(file);
-        io.stderr.write(`${file}: ${e.message}\n`);
-      }
-    }
+        if (index === todo.length - 1) single?.stop();
+      },
+    });
   } catch (err) {
-    io.stderr.write(describeError(err).message + '\n');
-    return EXIT.aborted;
+    const e = describeError(err);
+    if (e.code === EXIT.usage) {
+      // options the model cannot serve (e.g. word timestamps without a _timestamped export) fail every file alike
+      io.stderr.write(e.message + '\n');
+      optionsError = true;
+    } else {
+      overall?.stop();
+      single?.stop();
+      io.stderr.write(e.message + '\n');
+      return e.code === EXIT.partial ? EXIT.partial : EXIT.aborted;
+    }
   } finally {
+    overall?.stop();
+    single?.stop();
     await whisper.dispose();
   }
   if (optionsError) return EXIT.usage;
+  if (summary && (many || skipped.length > 0) && !quiet) {
+    const hours = summary.audioSeconds / 3600;
+    io.stderr.write(
+      `done: ${files.length} file(s): ${summary.succeeded} transcribed, ${summary.failed} failed` +
+        (skipped.length > 0 ? `, ${skipped.length} skipped (outputs exist)` : '') +
+        `; ${hours.toFixed(3)} h of audio in ${summary.seconds.toFixed(1)} s ` +
+        `(${summary.realTimeFactor.toFixed(1)}× real time)\n`,
+    );
+    for (const reason of reasons) io.stderr.write(`  failed: ${reason}\n`);
+  }
   if (failures.length) {
     io.stderr.write(`${failures.length} of ${files.length} file(s) failed: ${failures.join(', ')}\n`);
     return EXIT.partial;
   }
   return EXIT.ok;
+}
+
+/** Writes a file whole or not at all (a temporary file renamed into place), so --skip-existing never sees half. */
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, text, 'utf8');
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }
 
 /** The srt/vtt writer flags, checked as openai/whisper's cli does (each needs word timestamps). */
