@@ -7,10 +7,12 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
+import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { TranscribeOptions } from '../index.js';
 import { registerAudioRoutes } from './audio-routes.js';
 import { HttpError, errorBody, toHttpError } from './errors.js';
+import { KEY_SUBPROTOCOL, registerLiveRoutes, type LiveHub } from './live.js';
 import type { ServerMetrics } from './metrics.js';
 import type { WorkerPool } from './pool.js';
 import type { ServedModel } from './request.js';
@@ -27,6 +29,8 @@ export interface AppConfig {
   logger: boolean;
   /** The web page's folder; default public/ beside this module (the build copies it to dist/server/public). */
   publicDir?: string;
+  /** Live transcription streams (WebSocket /v1/realtime); without it the route is not there. */
+  live?: LiveHub;
 }
 
 export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
@@ -64,8 +68,16 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
       if (!(request.routeOptions.url ?? request.url).startsWith('/v1/')) return done();
       const header = request.headers.authorization ?? '';
       const m = /^Bearer\s+(.+)$/i.exec(header);
-      if (!m?.[1] || !timingSafeEqual(sha256(m[1].trim()), expected)) {
-        return done(new HttpError(401, 'E_UNAUTHORIZED', m ? 'the API key is not valid' : 'this server needs an API key: Authorization: Bearer <key>'));
+      // a browser's WebSocket cannot send headers: the live route also takes the key as a subprotocol
+      const key =
+        m?.[1] ??
+        String(request.headers['sec-websocket-protocol'] ?? '')
+          .split(',')
+          .map((p) => p.trim())
+          .find((p) => p.startsWith(KEY_SUBPROTOCOL))
+          ?.slice(KEY_SUBPROTOCOL.length);
+      if (!key || !timingSafeEqual(sha256(key.trim()), expected)) {
+        return done(new HttpError(401, 'E_UNAUTHORIZED', key ? 'the API key is not valid' : 'this server needs an API key: Authorization: Bearer <key>'));
       }
       done();
     });
@@ -76,7 +88,11 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
   });
 
   registerAudioRoutes(app, { pool, served, defaults: config.defaults, maxUploadBytes: config.maxUploadBytes });
-  // Live transcription (WebSocket /v1/realtime) registers its routes here, beside the batch API.
+  if (config.live) {
+    // audio frames are small (100 ms of 16 kHz PCM is 3.2 kB); a frame over 1 MiB is refused by the WebSocket layer
+    await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
+    registerLiveRoutes(app, { hub: config.live, served, maxDurationS: config.maxDurationS, registry: metrics.registry });
+  }
 
   const modelObject = (id: string): object => ({ id, object: 'model', created: 0, owned_by: 'whisper-ts' });
   const modelIds = [served.id, ...[...served.aliases].filter((a) => a !== served.id)];

@@ -8,6 +8,7 @@ import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { resolveModelSource, type LoadModelOptions, type PullProgressEvent, type TranscribeOptions } from '../index.js';
 import { buildApp } from './app.js';
+import { LiveHub } from './live.js';
 import { ServerMetrics } from './metrics.js';
 import { WorkerPool } from './pool.js';
 import type { ServedModel } from './request.js';
@@ -24,6 +25,8 @@ export interface ServerOptions {
   concurrency: number;
   /** Jobs that may wait for a worker; one more gets 429 with Retry-After. */
   maxQueue: number;
+  /** Live streams (WebSocket /v1/realtime) at once, all in one worker thread of their own; 0: no live endpoint. */
+  maxStreams: number;
   /** Largest upload in MiB (413 above). */
   maxUploadMb: number;
   /** Longest decoded audio in seconds (413 above); null: no limit. */
@@ -46,6 +49,7 @@ export const SERVER_DEFAULTS = Object.freeze({
   model: 'base',
   concurrency: 1,
   maxQueue: 8,
+  maxStreams: 4,
   maxUploadMb: 25,
   maxDurationS: 3 * 3600,
   apiKey: null,
@@ -98,9 +102,12 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
     multilingual: pool.model.multilingual,
     wordTimestamps: pool.model.wordTimestamps,
   };
+  // the live worker loads its model on the first stream (a server that serves no stream pays nothing)
+  const live = o.maxStreams > 0 ? new LiveHub({ worker: { modelDir, load, maxDurationS: o.maxDurationS }, maxStreams: o.maxStreams }) : undefined;
   let app: FastifyInstance;
   try {
     app = await buildApp({
+      ...(live ? { live } : {}),
       pool,
       metrics,
       served,
@@ -112,7 +119,7 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
     });
     await app.listen({ host: o.host, port: o.port });
   } catch (err) {
-    await pool.close();
+    await Promise.all([pool.close(), live?.close()]);
     throw err;
   }
   const address = app.server.address();
@@ -126,7 +133,7 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
     served,
     close: () =>
       (closing ??= (async () => {
-        await pool.close();
+        await Promise.all([pool.close(), live?.close()]);
         await app.close();
       })()),
   };

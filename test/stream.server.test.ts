@@ -1,0 +1,236 @@
+/**
+ * Live transcription through `whisper-ts serve`: the WebSocket /v1/realtime (a slice of longform_en at real speed,
+ * streams side by side, the stream limit, bad messages, a client that leaves) and the page's microphone half in
+ * Chromium with a fake microphone playing jfk.wav (screenshot in test-artifacts/). Needs the build and
+ * /usr/bin/chromium.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { SAMPLE_RATE, decodeAudio } from '../src/audio/index.js';
+import { loadModel } from '../src/index.js';
+import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
+import { BASE_TS, JFK, ROOT, TINY_EN } from './helpers/paths.js';
+import { LONGFORM, latency, longformSlice, referenceWords, wer, type ClockedEvent } from './helpers/stream.js';
+import { metric, startServerProcess, waitFor, type ServerProcess } from './server-helpers.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+
+type Message = (StreamEvent | { type: 'ready' | 'done' | 'error'; code?: string; stats?: { received: number } }) & {
+  at: number;
+};
+
+interface Session {
+  ws: WebSocket;
+  messages: Message[];
+  closed: Promise<{ code: number; reason: string }>;
+  opened: Promise<void>;
+}
+
+/** A WebSocket to /v1/realtime; each message gets `at`, the performance.now() of its arrival in seconds. */
+function connect(url: string): Session {
+  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/realtime');
+  const messages: Message[] = [];
+  ws.on('message', (d: Buffer) => messages.push({ ...(JSON.parse(d.toString()) as Message), at: performance.now() / 1000 }));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })),
+  );
+  const opened = new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  return { ws, messages, closed, opened };
+}
+
+function pcm16(samples: Float32Array): Buffer {
+  const out = Buffer.alloc(samples.length * 2);
+  for (let i = 0; i < samples.length; i++) out.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768))), i * 2);
+  return out;
+}
+
+/** Sends audio in 100-ms frames: at real speed from `started` (each frame once its end time has passed), or at once. */
+async function sendAudio(s: Session, audio: Float32Array, realtime: boolean, started = performance.now()): Promise<void> {
+  const step = SAMPLE_RATE / 10;
+  for (let i = 0; i < audio.length; i += step) {
+    if (realtime) {
+      const wait = started + ((i + step) / SAMPLE_RATE) * 1000 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    }
+    s.ws.send(pcm16(audio.subarray(i, i + step)));
+  }
+}
+
+const finalsOf = (messages: Message[]): StreamFinalEvent[] =>
+  messages.filter((m): m is StreamFinalEvent & { at: number } => m.type === 'final');
+
+describe('serve: live transcription over the WebSocket /v1/realtime', () => {
+  let server: ServerProcess;
+  let jfk: Float32Array;
+  let longform: Float32Array;
+  beforeAll(async () => {
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--max-streams', '2']);
+    jfk = await decodeAudio(JFK);
+    longform = await decodeAudio(LONGFORM);
+  });
+  afterAll(async () => {
+    expect(await server?.stop()).toBe(0);
+  });
+
+  it('13 s of longform_en at real speed: ready, language, partials and finals in order, done; WER as sequential', async () => {
+    const slice = longformSlice(0, 1);
+    const audio = longform.subarray(Math.round(slice.from * SAMPLE_RATE), Math.round(slice.to * SAMPLE_RATE));
+    const s = connect(server.url);
+    await s.opened;
+    s.ws.send(JSON.stringify({ type: 'start', options: { language: 'en' }, format: 'pcm16', sample_rate: 16000 }));
+    // the clock of the audio starts with the first frame
+    const started = performance.now();
+    await sendAudio(s, audio, true, started);
+    s.ws.send(JSON.stringify({ type: 'end' }));
+    expect(await s.closed).toEqual({ code: 1000, reason: 'done' });
+    const types = s.messages.map((m) => m.type);
+    expect(types[0]).toBe('ready');
+    expect(types[1]).toBe('language');
+    expect(types[types.length - 1]).toBe('done');
+    expect(types).toContain('partial');
+    const finals = finalsOf(s.messages);
+    finals.forEach((f, i) => expect(f.id).toBe(i));
+    const text = finals.map((f) => f.text).join('');
+
+    const whisper = await loadModel(TINY_EN, { threads: 2 });
+    const sequential = await whisper.transcribeAll(audio, { language: 'en' });
+    await whisper.dispose();
+    const reference = slice.pieces.map((p) => p.text).join(' ');
+    const aligner = await loadModel(BASE_TS, { threads: 2 });
+    const ref = await referenceWords(aligner.model, audio, slice.pieces);
+    await aligner.dispose();
+    // message times counted from the first audio frame
+    const lat = latency(
+      s.messages
+        .filter((m) => m.type === 'partial' || m.type === 'final')
+        .map((m) => ({ ...m, at: m.at - started / 1000 }) as ClockedEvent),
+      ref,
+    );
+    const streamWer = wer(reference, text);
+    const sequentialWer = wer(reference, sequential.text);
+    console.log(
+      `live WebSocket real speed, tiny.en ${(audio.length / SAMPLE_RATE).toFixed(1)} s: WER ${(streamWer * 100).toFixed(2)} % ` +
+        `(sequential ${(sequentialWer * 100).toFixed(2)} %); word end → final: median ${lat.finalMedian.toFixed(2)} s, ` +
+        `→ first partial: median ${lat.partialMedian.toFixed(2)} s`,
+    );
+    expect(streamWer).toBeLessThanOrEqual(sequentialWer + 0.05);
+  }, 300_000);
+
+  it('streams side by side stay apart; one more than --max-streams is refused with 1013', async () => {
+    const a = connect(server.url);
+    const b = connect(server.url);
+    await Promise.all([a.opened, b.opened]);
+    const start = JSON.stringify({ type: 'start', options: { language: 'en' } });
+    a.ws.send(start);
+    b.ws.send(start);
+    await waitFor('two streams', async () => a.messages.some((m) => m.type === 'ready') && b.messages.some((m) => m.type === 'ready'));
+    const c = connect(server.url);
+    await c.opened;
+    c.ws.send(start);
+    expect(await c.closed).toMatchObject({ code: 1013 });
+    expect(c.messages).toEqual([expect.objectContaining({ type: 'error', code: 'E_QUEUE_FULL' })]);
+    expect(await metric(server.url, 'whisper_live_streams')).toBe(2);
+
+    const other = longform.subarray(0, 8 * SAMPLE_RATE);
+    await Promise.all([sendAudio(a, jfk, false), sendAudio(b, other, false)]);
+    a.ws.send(JSON.stringify({ type: 'end' }));
+    b.ws.send(JSON.stringify({ type: 'end' }));
+    expect((await a.closed).code).toBe(1000);
+    expect((await b.closed).code).toBe(1000);
+    const textA = finalsOf(a.messages).map((f) => f.text).join('').toLowerCase();
+    const textB = finalsOf(b.messages).map((f) => f.text).join('').toLowerCase();
+    expect(textA).toMatch(/country/);
+    expect(textA).not.toMatch(/hugely|pleased/);
+    expect(textB).toMatch(/hugely pleased/);
+    expect(textB).not.toMatch(/country/);
+    const done = a.messages.find((m) => m.type === 'done') as { stats?: { received: number } } | undefined;
+    expect(done?.stats?.received).toBeCloseTo(11, 1);
+  }, 300_000);
+
+  it('a bad start message is refused with the engine error and 1008; audio before start too', async () => {
+    const a = connect(server.url);
+    await a.opened;
+    a.ws.send(JSON.stringify({ type: 'start', options: { batchSize: 8 } }));
+    expect(await a.closed).toMatchObject({ code: 1008 });
+    expect(a.messages[0]).toMatchObject({ type: 'error', code: 'E_OPTIONS' });
+    const b = connect(server.url);
+    await b.opened;
+    b.ws.send(pcm16(jfk.subarray(0, 1600)));
+    expect(await b.closed).toMatchObject({ code: 1008 });
+    const c = connect(server.url);
+    await c.opened;
+    c.ws.send(JSON.stringify({ type: 'start', sample_rate: 48000 }));
+    expect(await c.closed).toMatchObject({ code: 1008 });
+    expect(c.messages[0]).toMatchObject({ type: 'error', code: 'E_BAD_REQUEST' });
+  });
+
+  it('a client that leaves in the middle frees its stream', async () => {
+    const a = connect(server.url);
+    await a.opened;
+    a.ws.send(JSON.stringify({ type: 'start', format: 'f32' }));
+    const f32 = jfk.subarray(0, 4 * SAMPLE_RATE);
+    a.ws.send(Buffer.from(f32.buffer, f32.byteOffset, f32.byteLength));
+    await waitFor('a partial', async () => a.messages.some((m) => m.type === 'partial' || m.type === 'final'));
+    a.ws.terminate();
+    await waitFor('the stream to end', async () => (await metric(server.url, 'whisper_live_streams')) === 0);
+    expect(server.exited()).toBe(false);
+  }, 120_000);
+});
+
+describe('serve: the live half of the page in Chromium, with a fake microphone', () => {
+  let server: ServerProcess;
+  let profile: string;
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1']);
+    profile = mkdtempSync(join(tmpdir(), 'wts-chromium-live-'));
+  });
+  afterAll(async () => {
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    expect(await server?.stop()).toBe(0);
+  });
+
+  it('records jfk.wav from the fake microphone and shows partial and final text', async () => {
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--use-fake-ui-for-media-stream',
+        '--use-fake-device-for-media-stream',
+        `--use-file-for-fake-audio-capture=${JFK}`,
+        '--autoplay-policy=no-user-gesture-required',
+      ],
+    });
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(server.url);
+      await page.click('#live-start');
+      // a partial shows up while recording, then committed text
+      await page.locator('#live-partial', { hasText: /\w/ }).waitFor({ timeout: 120_000 });
+      await page.locator('#live-final', { hasText: /country/i }).waitFor({ timeout: 120_000 });
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'stream-page-live.png'), fullPage: true });
+      await page.click('#live-stop');
+      await page.locator('#live-status', { hasText: /^done: \d+ final/ }).waitFor({ timeout: 60_000 });
+      expect(await page.isHidden('#live-stop')).toBe(true);
+      expect(await page.textContent('#live-final')).toMatch(/fellow americans|ask not|your country/i);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 300_000);
+});
