@@ -125,7 +125,8 @@ export class BeamSearchChooser implements TokenChooser {
       }
     }
     // STEP 2: the best beamSize unfinished ones live on; finished ones met before that are collected
-    candidates.sort((a, b) => b.score - a.score); // stable: ties keep the beam order, as Python's sorted()
+    // stable: ties (-Infinity ones included) keep the beam order, as Python's sorted()
+    candidates.sort((a, b) => (a.score === b.score ? 0 : b.score > a.score ? 1 : -1));
     const sources: number[] = [];
     const nextSeqs: number[][] = [];
     const nextSums: number[] = [];

@@ -1,0 +1,239 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeAudio, logMelSpectrogram, melWindow, N_SAMPLES } from '../src/audio/index.js';
+import { BeamSearchChooser, GreedyChooser, type DecodeState } from '../src/decoding/choosers.js';
+import { decodeWindow, type DecodeWindowOptions } from '../src/decoding/decode.js';
+import { NoRepeatNgram, RepetitionPenalty, topK } from '../src/decoding/logit-filters.js';
+import { MaximumLikelihoodRanker } from '../src/decoding/ranker.js';
+import { loadModel, type Whisper } from '../src/index.js';
+import { WhisperModel } from '../src/model/whisper-model.js';
+import type { ort } from '../src/runtime/session.js';
+import { BASE, EVAL, JFK, TINY_EN, readReference } from './helpers/paths.js';
+
+const THREADS = 2;
+
+const WINDOW: Omit<DecodeWindowOptions, 'language'> = {
+  task: 'transcribe',
+  prompt: [],
+  prefix: [],
+  withoutTimestamps: true,
+  temperature: 0,
+  bestOf: 1,
+  suppressTokens: [-1],
+  suppressBlank: true,
+  maxInitialTimestamp: 1,
+  maxNewTokens: 224,
+  seed: 0,
+};
+
+async function firstWindow(model: WhisperModel, file: string): Promise<ort.Tensor> {
+  const mel = logMelSpectrogram(await decodeAudio(file), model.config.nMels, N_SAMPLES);
+  return model.encode(melWindow(mel, 0), 1);
+}
+
+describe('beam search on whisper-base against the reference (transformers num_beams 5, length penalty 1)', () => {
+  let model: WhisperModel;
+  beforeAll(async () => {
+    // the reference ran these q8 files as they are: no decoder rewrite
+    model = await WhisperModel.load(BASE, { threads: THREADS });
+  });
+  afterAll(async () => model.dispose());
+  const refs = readReference(BASE);
+
+  it.each([
+    ['jfk', 'jfk.wav'],
+    // a file where beam search and greedy decoding disagree
+    ['librispeech_test_clean', '1089-134686-0000.flac'],
+  ])('%s/%s: beam 5 token ids equal the reference exactly', async (set, file) => {
+    const ref = refs.find((r) => r.set === set && r.file === file);
+    expect(ref?.beam5).toBeDefined();
+    const hidden = await firstWindow(model, `${EVAL}/${set}/${file}`);
+    const beam = await decodeWindow(model, hidden, { ...WINDOW, language: 'en', beamSize: 5 });
+    expect(beam.tokens).toEqual(ref?.beam5?.tokens);
+    expect(beam.temperature).toBe(0);
+    if (file !== 'jfk.wav') {
+      const greedy = await decodeWindow(model, hidden, { ...WINDOW, language: 'en' });
+      expect(greedy.tokens).toEqual(ref?.greedy?.tokens);
+      expect(greedy.tokens).not.toEqual(beam.tokens);
+    }
+  });
+});
+
+describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {
+  let model: WhisperModel;
+  let hidden: ort.Tensor;
+  beforeAll(async () => {
+    model = await WhisperModel.load(TINY_EN, { threads: THREADS });
+    hidden = await firstWindow(model, JFK);
+  });
+  afterAll(async () => model.dispose());
+
+  const sot = (): number[] => [model.tokenizer.special.sot, model.tokenizer.special.noTimestamps];
+  const row = (logits: Float32Array, vocab: number, r: number): Float32Array => logits.subarray(r * vocab, (r + 1) * vocab);
+  const maxDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
+
+  it('expand gives every row the prompt; reorder moves each row with its hypothesis', async () => {
+    const [and, so, my] = [' And', ' So', ' my'].map((w) => model.tokenizer.encode(w)[0] as number);
+    const run = async (reorder: number[] | null): Promise<{ logits: Float32Array; vocab: number }> => {
+      const cache = model.newCache(hidden);
+      await model.decode(sot(), cache);
+      cache.expand(2);
+      expect(cache.batch).toBe(2);
+      expect(cache.encoderBatch).toBe(1); // the cross-attention keys/values stay one shared row
+      await model.decode([and as number, so as number], cache);
+      if (reorder) cache.reorder(reorder);
+      return model.decode([my as number, my as number], cache);
+    };
+    const plain = await run(null);
+    const swapped = await run([1, 0]);
+    const v = plain.vocab;
+    // the same rows in another order: the batch is the same set of rows, so the numbers are the same
+    expect(maxDiff(row(swapped.logits, v, 0), row(plain.logits, v, 1))).toBeLessThan(1e-3);
+    expect(maxDiff(row(swapped.logits, v, 1), row(plain.logits, v, 0))).toBeLessThan(1e-3);
+    // the two hypotheses differ, so a reorder that did nothing would fail the checks above
+    expect(maxDiff(row(plain.logits, v, 0), row(plain.logits, v, 1))).toBeGreaterThan(0.5);
+
+    // duplicating a row: both rows continue " And" (the batch changes, so int8 activations may round differently)
+    const dup = await run([0, 0]);
+    expect(maxDiff(row(dup.logits, v, 0), row(dup.logits, v, 1))).toBeLessThan(0.05);
+    expect(maxDiff(row(dup.logits, v, 1), row(plain.logits, v, 0))).toBeLessThan(0.25);
+  });
+
+  it('rejects reorders of the wrong size and expanding a cache twice', () => {
+    const cache = model.newCache(hidden);
+    cache.expand(3);
+    expect(() => cache.reorder([0, 1])).toThrow(RangeError);
+    expect(() => cache.reorder([0, 1, 3])).toThrow(RangeError);
+    expect(() => cache.expand(2)).toThrow(RangeError);
+  });
+});
+
+describe('choosers, ranker and repetition filters (openai/whisper decoding.py and CTranslate2 rules)', () => {
+  const V = 6;
+  const EOT = 5;
+  /** Logits [rows, V] whose softmax is the given probabilities per row. */
+  const probs = (rows: number[][]): Float32Array => Float32Array.from(rows.flat().map((p) => (p > 0 ? Math.log(p) : -Infinity)));
+
+  it('MaximumLikelihoodRanker: null divides by the length, else by ((5 + length) / 6) ** alpha', () => {
+    const short = { tokens: [1, 2], sumLogprob: -1.2 };
+    const long = { tokens: [1, 2, 3, 4, 5, 6], sumLogprob: -3.0 };
+    expect(new MaximumLikelihoodRanker(null).score(short)).toBeCloseTo(-0.6, 12);
+    expect(new MaximumLikelihoodRanker(null).rank([short, long])).toBe(1); // -0.5 beats -0.6
+    expect(new MaximumLikelihoodRanker(1).score(long)).toBeCloseTo(-3.0 / (11 / 6), 12);
+    expect(new MaximumLikelihoodRanker(0).rank([short, long])).toBe(0); // no penalty: the likelier sum wins
+  });
+
+  it('beam search keeps the best unfinished beams, collects finished ones, and stops at beamSize × patience', () => {
+    const chooser = new BeamSearchChooser(2, EOT, 0, 1);
+    const state: DecodeState = { sequences: [[], []], sumLogprobs: [0, 0] };
+    // step 1: both rows are the same prompt, so the candidates come from one row only
+    let step = chooser.update(state, probs([[0.5, 0.3, 0.1, 0, 0, 0.1], [0.5, 0.3, 0.1, 0, 0, 0.1]]), V);
+    expect(state.sequences).toEqual([[0], [1]]);
+    expect(step.sources).toEqual([0, 0]);
+    expect(step.completed).toBe(false);
+    // step 2: [0] → EOT is the best candidate (finished), [1, 2] and [0, 1] live on
+    step = chooser.update(state, probs([[0, 0.2, 0, 0, 0, 0.8], [0, 0, 0.9, 0.1, 0, 0]]), V);
+    expect(state.sequences).toEqual([[1, 2], [0, 1]]);
+    expect(step.sources).toEqual([1, 0]);
+    expect(step.completed).toBe(false);
+    // step 3: both finish; two finished sequences = beamSize × patience: complete
+    step = chooser.update(state, probs([[0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1]]), V);
+    expect(step.completed).toBe(true);
+    const candidates = chooser.finalize(state);
+    expect(candidates.map((c) => c.tokens)).toEqual([[0], [1, 2]]);
+    expect(candidates[0]?.sumLogprob).toBeCloseTo(Math.log(0.5 * 0.8), 6);
+    expect(candidates[1]?.sumLogprob).toBeCloseTo(Math.log(0.3 * 0.9), 6);
+    // ranked by log-probability over length: [1, 2] (-1.309 / 2) beats [0] (-0.916 / 1)
+    expect(new MaximumLikelihoodRanker(null).rank(candidates)).toBe(1);
+  });
+
+  it('patience 2 waits for twice as many finished sequences', () => {
+    const chooser = new BeamSearchChooser(1, EOT, 0, 2);
+    const state: DecodeState = { sequences: [[]], sumLogprobs: [0] };
+    // end-of-text ranks first: one finished sequence, and [0] lives on
+    expect(chooser.update(state, probs([[0.4, 0, 0, 0, 0, 0.6]]), V).completed).toBe(false);
+    expect(state.sequences).toEqual([[0]]);
+    expect(chooser.update(state, probs([[0, 0.3, 0, 0, 0, 0.7]]), V).completed).toBe(true);
+    expect(chooser.finalize(state).map((c) => c.tokens)).toEqual([[], [0]]);
+    // with patience 1 the first finished sequence would have ended the search
+    const impatient = new BeamSearchChooser(1, EOT, 0, 1);
+    const s1: DecodeState = { sequences: [[]], sumLogprobs: [0] };
+    expect(impatient.update(s1, probs([[0.4, 0, 0, 0, 0, 0.6]]), V).completed).toBe(true);
+  });
+
+  it('greedy rows stop at end-of-text and are fed end-of-text after', () => {
+    const chooser = new GreedyChooser(2, 0, EOT, 0, 0);
+    const state: DecodeState = { sequences: [[], []], sumLogprobs: [0, 0] };
+    expect(chooser.update(state, probs([[0.9, 0, 0, 0, 0, 0.1], [0, 0, 0, 0, 0, 1]]), V).completed).toBe(false);
+    expect(chooser.isDone(state, 1)).toBe(true);
+    expect(chooser.update(state, probs([[0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0]]), V).completed).toBe(true);
+    expect(state.sequences).toEqual([[0, EOT], [EOT, EOT]]);
+    expect(chooser.finalize(state).map((c) => c.tokens)).toEqual([[0], []]);
+  });
+
+  it('topK returns the largest entries, ties by lower index', () => {
+    const r = Float32Array.from([1, 5, 3, 5, -Infinity, 2]);
+    expect(topK(r, 3)).toEqual([
+      { index: 1, value: 5 },
+      { index: 3, value: 5 },
+      { index: 2, value: 3 },
+    ]);
+    expect(topK(Float32Array.from([-Infinity, 1]), 2).map((e) => e.index)).toEqual([1, 0]);
+  });
+
+  it('repetition penalty and no-repeat n-grams as CTranslate2 applies them', () => {
+    const logits = Float32Array.from([2, -2, 1, 0, 3, 0]);
+    new RepetitionPenalty(2).apply(logits, [0, 1, 1]);
+    expect([...logits]).toEqual([1, -4, 1, 0, 3, 0]);
+    const l2 = new Float32Array(V);
+    // sequence 1 2 3 1 2: the last 2-gram "1 2" was followed by 3 → 3 is banned for n = 3
+    new NoRepeatNgram(3).apply(l2, [1, 2, 3, 1, 2]);
+    expect([...l2].map((x) => x === -Infinity)).toEqual([false, false, false, true, false, false]);
+    const l1 = new Float32Array(V);
+    new NoRepeatNgram(1).apply(l1, [4, 2]);
+    expect([...l1].map((x) => x === -Infinity)).toEqual([false, false, true, false, true, false]);
+  });
+});
+
+describe('temperature fallback on a window that fails the compression check (whisper-tiny.en)', () => {
+  let whisper: Whisper;
+  beforeAll(async () => {
+    whisper = await loadModel(TINY_EN, { threads: THREADS });
+  });
+  afterAll(async () => whisper.dispose());
+  // a forced repetitive prefix: greedy decoding continues the loop ("And, and, and, …"); 96 tokens show a loop
+  const loop = { language: 'en', prefix: 'And, and, and, and,', withoutTimestamps: true, maxNewTokens: 96 } as const;
+
+  it('at temperature 0 alone the window loops (compression ratio far above 2.4)', async () => {
+    const r = await whisper.transcribeAll(JFK, { ...loop, temperature: [0] });
+    expect(r.segments).toHaveLength(1);
+    expect(r.segments[0]?.compressionRatio).toBeGreaterThan(2.4);
+    expect(r.text).not.toContain('your country');
+  });
+
+  it('with fallback temperatures the window is sampled again at T > 0 until it passes, and recovers the speech', async () => {
+    // best of 5 at 0.4 still loops here; 0.8 recovers (each temperature's sampler is seeded alike, so these are the
+    // same draws as in the default list 0, 0.2, …, 1.0)
+    const r = await whisper.transcribeAll(JFK, { ...loop, temperature: [0, 0.4, 0.8] });
+    const s = r.segments[0];
+    expect(s?.temperature).toBe(0.8);
+    expect(s?.compressionRatio).toBeLessThanOrEqual(2.4);
+    expect(r.text).toMatch(/^ And, and, and, and,/);
+    expect(r.text.toLowerCase()).toContain('what your country can do for you');
+  });
+
+  it('beam search and the repetition rules also break the loop at temperature 0', async () => {
+    for (const o of [{ beamSize: 5 }, { repetitionPenalty: 1.5 }, { noRepeatNgramSize: 2 }]) {
+      const r = await whisper.transcribeAll(JFK, { ...loop, temperature: [0], ...o });
+      expect(r.segments[0]?.compressionRatio, JSON.stringify(o)).toBeLessThanOrEqual(2.4);
+      expect(r.text.toLowerCase(), JSON.stringify(o)).toContain('my fellow americans');
+      if ('noRepeatNgramSize' in o) {
+        // no bigram completed after the forced prefix repeats an earlier one
+        const t = r.segments[0]?.tokens ?? [];
+        const forced = whisper.model.tokenizer.encode(' And, and, and, and,').length;
+        for (let i = forced; i < t.length; i++) {
+          for (let j = 1; j < i; j++) expect(t[j - 1] === t[i - 1] && t[j] === t[i], `bigram at ${i}`).toBe(false);
+        }
+      }
+    }
+  });
+});
