@@ -5,6 +5,7 @@ import { resolveModelSource, type PullProgressEvent } from './hub/index.js';
 import { WhisperModel } from './model/whisper-model.js';
 import { resolveLoadOptions, type LoadOptions } from './options.js';
 import { Whisper } from './whisper.js';
+import { optimizeDecoder } from './runtime/optimize.js';
 
 export {
   Whisper,
@@ -142,6 +143,7 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     device: o.device,
     optimizeDecoder: optimize !== false,
     ...(graphCacheDir !== undefined ? { graphCacheDir } : {}),
+    decoderRewriter: async (path, dir) => (await optimizeDecoder(path, dir !== undefined ? { cacheDir: dir } : {})).path,
   });
   return new Whisper(m);
 }
