@@ -1,13 +1,13 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel, type Whisper } from '../src/index.js';
+import { loadModel, type TranscribeOptions, type Whisper } from '../src/index.js';
 import { BASE, EVAL, JFK, TINY_EN } from './helpers/paths.js';
 
 const THREADS = 2;
 const OTHER = join(EVAL, 'librispeech_test_other');
 const LONGFORM = join(EVAL, 'longform_en', 'librispeech_test_other_3ch_concat.flac');
 /** Deterministic decoding (no fallback) so that each test sees one decode of each window. */
-const GREEDY = { language: 'en', temperature: [0] } as const;
+const GREEDY: Partial<TranscribeOptions> = { language: 'en', temperature: [0] };
 
 describe('prompts, prefix and hotwords steer the decoding (whisper-base, real test-other files)', () => {
   let whisper: Whisper;
