@@ -19,7 +19,8 @@ import {
   speechSpansFromProbabilities,
   type VadModel,
 } from '../src/vad/index.js';
-import { BASE_TS, JFK, TINY_EN } from './helpers/paths.js';
+import { join } from 'node:path';
+import { BASE_TS, EVAL, JFK, TINY_EN } from './helpers/paths.js';
 import {
   LONGFORM,
   latency,
@@ -244,6 +245,34 @@ describe('live transcription of longform_en with whisper-tiny.en', () => {
     expect(stats.peakBufferSeconds).toBeLessThanOrEqual(STREAM_DEFAULTS.bufferTrimSeconds + 10);
     expect(stats.bufferSeconds).toBe(0);
   }, 900_000);
+});
+
+describe('live translation with whisper-base_timestamped: language detected once, words from cross-attention', () => {
+  it('a German FLEURS file comes out in English, close to the sequential translation, with word times in order', async () => {
+    const whisper = await loadModel(BASE_TS, { threads: 2 });
+    try {
+      const audio = await decodeAudio(join(EVAL, 'fleurs_de', 'fleurs-de-001.ogg'));
+      const stream = await createStream(whisper, { task: 'translate', wordTimestamps: true });
+      const events = await play(stream, audio);
+      const language = events.filter((e) => e.type === 'language');
+      expect(language).toEqual([expect.objectContaining({ language: 'de' })]);
+      const finals = checkFinals(events);
+      const text = finals.map((f) => f.text).join('');
+      const sequential = await whisper.transcribeAll(audio, { task: 'translate' });
+      // the same English words, mostly (the live text is decoded from shorter audio)
+      const bag = (t: string): string[] => plain(t).split(' ').filter((x) => x.length > 2);
+      const seq = new Set(bag(sequential.text));
+      const live = bag(text);
+      const shared = live.filter((x) => seq.has(x)).length;
+      console.log(`live translate de→en: "${text.trim()}" | sequential: "${sequential.text.trim()}"`);
+      expect(live.length).toBeGreaterThan(5);
+      expect(shared / live.length).toBeGreaterThan(0.4);
+      expect(plain(text)).not.toMatch(/\b(die|und|der|auch|nicht|wasser)\b/);
+      for (const f of finals) for (const x of f.words) expect(x.end).toBeLessThanOrEqual(audio.length / SAMPLE_RATE + 0.01);
+    } finally {
+      await whisper.dispose();
+    }
+  }, 600_000);
 });
 
 describe('end, abort and errors', () => {
