@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { N_SAMPLES, decodeAudio, logMelSpectrogram, melWindow } from '../src/audio/index.js';
 import { decodeBatch, selectRows } from '../src/decoding/batch.js';
 import { decodeWindow, type DecodingResult } from '../src/decoding/decode.js';
+import type { LogitFilter } from '../src/decoding/logit-filters.js';
 import { WhisperModel } from '../src/model/whisper-model.js';
 import { ort } from '../src/runtime/session.js';
 import { splitChunkTokens, streamOrder } from '../src/transcribe/batched.js';
@@ -11,6 +12,18 @@ import { BASE, EVAL, JFK, TINY_EN } from './helpers/paths.js';
 import { score } from './helpers/score.js';
 
 const THREADS = 2;
+
+function editDistance(a: readonly string[], b: readonly string[]): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur.push(Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)));
+    }
+    prev = cur;
+  }
+  return prev[b.length] as number;
+}
 
 describe('batched pipeline: pure parts', () => {
   it('streamOrder lays chunks out as streams of consecutive chunks, one chunk of each stream per round', () => {
@@ -49,48 +62,81 @@ describe('decodeBatch (whisper-tiny.en)', () => {
   });
   afterAll(async () => model.dispose());
 
-  it('gives each row exactly what decodeWindow gives its window alone, rows finishing at different steps', async () => {
-    const files = [
-      JFK,
-      join(EVAL, 'librispeech_test_other', '1688-142285-0000.flac'),
-      join(EVAL, 'librispeech_test_other', '1998-15444-0003.flac'),
-    ];
+  const common = {
+    task: 'transcribe' as const,
+    prompt: [],
+    prefix: [],
+    withoutTimestamps: false,
+    temperature: 0,
+    suppressTokens: [-1],
+    suppressBlank: true,
+    maxInitialTimestamp: 1,
+    maxNewTokens: 224,
+    seed: 0,
+  };
+
+  async function encodeFiles(files: string[]): Promise<ort.Tensor> {
     const mels: Float32Array[] = [];
-    for (const f of files) {
-      const audio = await decodeAudio(f);
-      mels.push(melWindow(logMelSpectrogram(audio, model.config.nMels, N_SAMPLES), 0));
-    }
+    for (const f of files) mels.push(melWindow(logMelSpectrogram(await decodeAudio(f), model.config.nMels, N_SAMPLES), 0));
     const batchMel = new Float32Array(mels.reduce((n, m) => n + m.length, 0));
     mels.forEach((m, i) => batchMel.set(m, i * m.length));
-    const hidden = await model.encode(batchMel, files.length);
-    const common = {
-      task: 'transcribe' as const,
-      prompt: [],
-      prefix: [],
-      withoutTimestamps: false,
-      temperature: 0,
-      suppressTokens: [-1],
-      suppressBlank: true,
-      maxInitialTimestamp: 1,
-      maxNewTokens: 224,
-      seed: 0,
-    };
+    return model.encode(batchMel, files.length);
+  }
+
+  /** Ends a row with end-of-text once it has `after` tokens (to make rows finish at chosen steps). */
+  const endAfter = (after: number): LogitFilter => ({
+    apply(logits, seq) {
+      if (seq.length < after) return;
+      const eot = model.tokenizer.special.eot;
+      const keep = logits[eot] as number;
+      logits.fill(-Infinity);
+      logits[eot] = Number.isFinite(keep) ? keep : 0;
+    },
+  });
+
+  it('gives each row what decodeWindow gives it alone; finished rows leave the batch or are fed end-of-text', async () => {
+    // three copies of one window: the q8 graphs quantize activations per tensor (DynamicQuantizeLinear over the whole
+    // batch), so rows of different audio nudge each other's numbers; identical rows keep the one-row numbers exactly
+    const hidden = await encodeFiles([JFK, JFK, JFK]);
+    const alone = await decodeWindow(model, selectRows(hidden, [0], 3, ort), { ...common, language: null, bestOf: 1 }, ort);
+    expect(alone.tokens.length).toBeGreaterThan(20);
+    const stops = [5, 12, Infinity];
+    // compactBelow 1: a finished row leaves the decoder's batch at once, so the rows left stay identical
+    const compacted = await decodeBatch(
+      model,
+      hidden,
+      { ...common, languages: [null, null, null], compactBelow: 1, rowFilters: stops.map((k) => (Number.isFinite(k) ? [endAfter(k)] : [])) },
+      ort,
+    );
+    expect(compacted[0]?.tokens).toEqual(alone.tokens.slice(0, 5));
+    expect(compacted[1]?.tokens).toEqual(alone.tokens.slice(0, 12));
+    expect(compacted[2]?.tokens).toEqual(alone.tokens);
+    expect(compacted[2]?.text).toBe(alone.text);
+    expect(compacted[2]?.avgLogprob).toBeCloseTo(alone.avgLogprob, 6);
+    expect(compacted[2]?.noSpeechProb).toBeCloseTo(alone.noSpeechProb, 6);
+    // no rows dropped (finished rows fed end-of-text to the end) and no end forced: every row equals the window alone
+    const plain = await decodeBatch(model, hidden, { ...common, languages: [null, null, null], compactBelow: 0 }, ort);
+    for (const r of plain) expect(r.tokens).toEqual(alone.tokens);
+  });
+
+  it('rows of different audio finish at different steps and read like their windows alone', async () => {
+    const files = [JFK, join(EVAL, 'librispeech_test_other', '1688-142285-0000.flac'), join(EVAL, 'librispeech_test_other', '1998-15444-0003.flac')];
+    const hidden = await encodeFiles(files);
     const alone: DecodingResult[] = [];
     for (let i = 0; i < files.length; i++) {
       alone.push(await decodeWindow(model, selectRows(hidden, [i], files.length, ort), { ...common, language: null, bestOf: 1 }, ort));
     }
-    const lengths = new Set(alone.map((r) => r.tokens.length));
-    expect(lengths.size, 'the rows finish at different steps').toBeGreaterThan(1);
-    // compactBelow 1: finished rows leave the decoder's batch at once; 0: they are fed end-of-text to the last step
+    expect(new Set(alone.map((r) => r.tokens.length)).size, 'the rows finish at different steps').toBeGreaterThan(1);
     for (const compactBelow of [0, 1]) {
       const batched = await decodeBatch(model, hidden, { ...common, languages: files.map(() => null), compactBelow }, ort);
       batched.forEach((r, i) => {
-        const a = alone[i];
-        expect(r.tokens, `${basename(files[i] ?? '')}, compactBelow ${compactBelow}`).toEqual(a?.tokens);
-        expect(r.text).toBe(a?.text);
-        // the same tokens; scores agree to the rounding of batched matrix products (one row alone is bit-identical)
-        expect(Math.abs(r.avgLogprob - (a?.avgLogprob ?? NaN))).toBeLessThan(0.01);
-        expect(Math.abs(r.noSpeechProb - (a?.noSpeechProb ?? NaN))).toBeLessThan(0.005);
+        const a = alone[i] as DecodingResult;
+        // the same text up to the batch's numbers (a comma, a near tie on hard audio): word edit distance ≤ 20 %
+        const words = (t: string): string[] => t.toLowerCase().replace(/[^a-z' ]/g, ' ').split(/\s+/).filter(Boolean);
+        const x = words(r.text);
+        const y = words(a.text);
+        expect(editDistance(x, y) / y.length, `${basename(files[i] ?? '')}: ${r.text} | ${a.text}`).toBeLessThanOrEqual(0.2);
+        expect(Math.abs(r.avgLogprob - a.avgLogprob)).toBeLessThan(0.15);
       });
     }
   });

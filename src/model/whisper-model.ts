@@ -163,7 +163,9 @@ export class WhisperModel {
     }
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
-      out = await this.decoder.run(feeds);
+      // after the first step the cross-attention keys/values are fed back unchanged: not fetching their `present`
+      // copies saves copying them out of ONNX Runtime every step (about 37 MB per row for base; −20 % per step at 8 rows)
+      out = cache.started ? await this.decoder.run(feeds, this.stepFetches(opts.crossAttentions === true)) : await this.decoder.run(feeds);
       if (cache.started && cache.encoderBatch !== batch) this.crossBroadcast = true;
     } catch (cause) {
       if (cache.started && cache.encoderBatch !== batch && this.crossBroadcast === undefined) {
@@ -202,6 +204,20 @@ export class WhisperModel {
       );
     }
     return result;
+  }
+
+  #stepFetches = new Map<boolean, readonly string[]>();
+
+  /** The decoder outputs a cached step needs: logits, the self-attention cache, cross-attentions when asked for. */
+  private stepFetches(crossAttentions: boolean): readonly string[] {
+    let names = this.#stepFetches.get(crossAttentions);
+    if (names === undefined) {
+      names = this.decoder.outputNames.filter(
+        (n) => !/^present\.\d+\.encoder\./.test(n) && (crossAttentions || !n.startsWith('cross_attentions')),
+      );
+      this.#stepFetches.set(crossAttentions, names);
+    }
+    return names;
   }
 
   async dispose(): Promise<void> {
