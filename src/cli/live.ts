@@ -235,9 +235,9 @@ function createView(io: CliIo, json: boolean): View {
   let partial = '';
   const draw = (): void => {
     const width = Math.max(20, (out.columns || 80) - 1);
-    const shown = committed + partial;
+    const shown = (committed + partial).trimStart();
     const tail = shown.length > width ? '…' + shown.slice(shown.length - width + 1) : shown;
-    const cut = Math.max(0, tail.length - partial.length);
+    const cut = Math.max(0, tail.length - Math.min(partial.length, shown.length));
     out.write(`\r\x1b[K${tail.slice(0, cut)}\x1b[2m${tail.slice(cut)}\x1b[22m`);
   };
   return {
