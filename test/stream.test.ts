@@ -242,7 +242,9 @@ describe('live transcription of longform_en with whisper-tiny.en', () => {
     console.log(`stream text: ${text}`);
     expect(streamWer).toBeLessThanOrEqual(sequentialWer + 0.03);
     expect(lat.matched).toBeGreaterThan(ref.length * 0.8);
+    // bounded however long the stream: the audio buffer (cut at committed sentence ends) and the prompt
     expect(stats.peakBufferSeconds).toBeLessThanOrEqual(STREAM_DEFAULTS.bufferTrimSeconds + 10);
+    expect(stats.promptTokens).toBeLessThanOrEqual(224);
     expect(stats.bufferSeconds).toBe(0);
   }, 900_000);
 });
