@@ -249,6 +249,30 @@ describe('live transcription of longform_en with whisper-tiny.en', () => {
   }, 900_000);
 });
 
+describe('a stream the VAD never calls paused', () => {
+  it('is cut at committed sentence ends and stays within its bounds (threshold 0: every window is speech)', async () => {
+    const whisper = await loadModel(TINY_EN, { threads: 2 });
+    try {
+      const audio = (await decodeAudio(LONGFORM)).subarray(0, 34 * SAMPLE_RATE);
+      const stream = await createStream(whisper, {
+        language: 'en',
+        minChunkSeconds: 1,
+        bufferTrimSeconds: 8,
+        vadOptions: { threshold: 0, negThreshold: 0 },
+      });
+      const events = await play(stream, audio, 0.5);
+      const finals = checkFinals(events);
+      // no pause ever: what is final came from agreement, cuts, or the end of the stream
+      expect(finals.every((f) => f.reason !== 'pause')).toBe(true);
+      expect(finals.filter((f) => f.reason === 'agreement').length).toBeGreaterThan(5);
+      expect(stream.stats.peakBufferSeconds).toBeLessThanOrEqual(8 + 6);
+      expect(plain(finals.map((f) => f.text).join(''))).toMatch(/hugely pleased.*worst of her/);
+    } finally {
+      await whisper.dispose();
+    }
+  }, 600_000);
+});
+
 describe('live translation with whisper-base_timestamped: language detected once, words from cross-attention', () => {
   it('a German FLEURS file comes out in English, close to the sequential translation, with word times in order', async () => {
     const whisper = await loadModel(BASE_TS, { threads: 2 });
