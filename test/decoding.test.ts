@@ -4,6 +4,7 @@ import { BeamSearchChooser, GreedyChooser, type DecodeState } from '../src/decod
 import { decodeWindow, type DecodeWindowOptions } from '../src/decoding/decode.js';
 import { NoRepeatNgram, RepetitionPenalty, topK } from '../src/decoding/logit-filters.js';
 import { MaximumLikelihoodRanker } from '../src/decoding/ranker.js';
+import { jsTopLogprobs, ortTopLogprobs } from '../src/decoding/top-logprobs.js';
 import { loadModel, type Whisper } from '../src/index.js';
 import { WhisperModel } from '../src/model/whisper-model.js';
 import type { ort } from '../src/runtime/session.js';
@@ -122,21 +123,21 @@ describe('choosers, ranker and repetition filters (openai/whisper decoding.py an
     expect(new MaximumLikelihoodRanker(0).rank([short, long])).toBe(0); // no penalty: the likelier sum wins
   });
 
-  it('beam search keeps the best unfinished beams, collects finished ones, and stops at beamSize × patience', () => {
+  it('beam search keeps the best unfinished beams, collects finished ones, and stops at beamSize × patience', async () => {
     const chooser = new BeamSearchChooser(2, EOT, 0, 1);
     const state: DecodeState = { sequences: [[], []], sumLogprobs: [0, 0] };
     // step 1: both rows are the same prompt, so the candidates come from one row only
-    let step = chooser.update(state, probs([[0.5, 0.3, 0.1, 0, 0, 0.1], [0.5, 0.3, 0.1, 0, 0, 0.1]]), V);
+    let step = await chooser.update(state, probs([[0.5, 0.3, 0.1, 0, 0, 0.1], [0.5, 0.3, 0.1, 0, 0, 0.1]]), V);
     expect(state.sequences).toEqual([[0], [1]]);
     expect(step.sources).toEqual([0, 0]);
     expect(step.completed).toBe(false);
     // step 2: [0] → EOT is the best candidate (finished), [1, 2] and [0, 1] live on
-    step = chooser.update(state, probs([[0, 0.2, 0, 0, 0, 0.8], [0, 0, 0.9, 0.1, 0, 0]]), V);
+    step = await chooser.update(state, probs([[0, 0.2, 0, 0, 0, 0.8], [0, 0, 0.9, 0.1, 0, 0]]), V);
     expect(state.sequences).toEqual([[1, 2], [0, 1]]);
     expect(step.sources).toEqual([1, 0]);
     expect(step.completed).toBe(false);
     // step 3: both finish; two finished sequences = beamSize × patience: complete
-    step = chooser.update(state, probs([[0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1]]), V);
+    step = await chooser.update(state, probs([[0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1]]), V);
     expect(step.completed).toBe(true);
     const candidates = chooser.finalize(state);
     expect(candidates.map((c) => c.tokens)).toEqual([[0], [1, 2]]);
@@ -146,28 +147,39 @@ describe('choosers, ranker and repetition filters (openai/whisper decoding.py an
     expect(new MaximumLikelihoodRanker(null).rank(candidates)).toBe(1);
   });
 
-  it('patience 2 waits for twice as many finished sequences', () => {
+  it('patience 2 waits for twice as many finished sequences', async () => {
     const chooser = new BeamSearchChooser(1, EOT, 0, 2);
     const state: DecodeState = { sequences: [[]], sumLogprobs: [0] };
     // end-of-text ranks first: one finished sequence, and [0] lives on
-    expect(chooser.update(state, probs([[0.4, 0, 0, 0, 0, 0.6]]), V).completed).toBe(false);
+    expect((await chooser.update(state, probs([[0.4, 0, 0, 0, 0, 0.6]]), V)).completed).toBe(false);
     expect(state.sequences).toEqual([[0]]);
-    expect(chooser.update(state, probs([[0, 0.3, 0, 0, 0, 0.7]]), V).completed).toBe(true);
+    expect((await chooser.update(state, probs([[0, 0.3, 0, 0, 0, 0.7]]), V)).completed).toBe(true);
     expect(chooser.finalize(state).map((c) => c.tokens)).toEqual([[], [0]]);
     // with patience 1 the first finished sequence would have ended the search
     const impatient = new BeamSearchChooser(1, EOT, 0, 1);
     const s1: DecodeState = { sequences: [[]], sumLogprobs: [0] };
-    expect(impatient.update(s1, probs([[0.4, 0, 0, 0, 0, 0.6]]), V).completed).toBe(true);
+    expect((await impatient.update(s1, probs([[0.4, 0, 0, 0, 0, 0.6]]), V)).completed).toBe(true);
   });
 
-  it('greedy rows stop at end-of-text and are fed end-of-text after', () => {
+  it('greedy rows stop at end-of-text and are fed end-of-text after', async () => {
     const chooser = new GreedyChooser(2, 0, EOT, 0, 0);
     const state: DecodeState = { sequences: [[], []], sumLogprobs: [0, 0] };
-    expect(chooser.update(state, probs([[0.9, 0, 0, 0, 0, 0.1], [0, 0, 0, 0, 0, 1]]), V).completed).toBe(false);
+    expect((await chooser.update(state, probs([[0.9, 0, 0, 0, 0, 0.1], [0, 0, 0, 0, 0, 1]]), V)).completed).toBe(false);
     expect(chooser.isDone(state, 1)).toBe(true);
-    expect(chooser.update(state, probs([[0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0]]), V).completed).toBe(true);
+    expect((await chooser.update(state, probs([[0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0]]), V)).completed).toBe(true);
     expect(state.sequences).toEqual([[0, EOT], [EOT, EOT]]);
     expect(chooser.finalize(state).map((c) => c.tokens)).toEqual([[0], []]);
+  });
+
+  it('ONNX Runtime top log-probabilities agree with the float64 JavaScript ones', async () => {
+    const vocab = 51865;
+    const logits = new Float32Array(3 * vocab);
+    for (let i = 0; i < logits.length; i++) logits[i] = Math.sin(i * 0.37) * 8 + ((i * 7919) % 97) * 0.05;
+    logits.fill(-Infinity, vocab, vocab + 1000); // a suppressed range, as the logit filters leave it
+    logits.fill(-Infinity, 2 * vocab, 2 * vocab + 50257); // a row where only timestamps are allowed
+    const [fast, exact] = await Promise.all([ortTopLogprobs(logits, 3, vocab, 6), jsTopLogprobs(logits, 3, vocab, 6)]);
+    expect(fast.map((r) => r.map((e) => e.index))).toEqual(exact.map((r) => r.map((e) => e.index)));
+    fast.flat().forEach((e, i) => expect(e.logprob).toBeCloseTo(exact.flat()[i]?.logprob ?? 0, 4));
   });
 
   it('topK returns the largest entries, ties by lower index', () => {

@@ -2,8 +2,9 @@
  * Token choosers: how the next token of each decoding row is picked from its filtered logits (openai/whisper
  * decoding.py TokenDecoder: GreedyDecoder, BeamSearchDecoder). The decoding loop only knows this interface.
  */
-import { argmax, logSumExp, topK } from './logit-filters.js';
+import { argmax, logSumExp } from './logit-filters.js';
 import { Rng, sampleToken } from './sampler.js';
+import { jsTopLogprobs, type TopLogprobs } from './top-logprobs.js';
 
 /** What the decoding rows hold so far; a chooser updates it in place. */
 export interface DecodeState {
@@ -35,7 +36,7 @@ export interface TokenChooser {
    * Picks the next token of every row from `logits` ([rows, vocab], filtered) and appends it to the state.
    * `logZ[r]`, when not NaN, is row r's log Σ exp, already known from the filters.
    */
-  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): ChooserStep;
+  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): Promise<ChooserStep>;
   /** The candidates the ranker chooses from, after the last step. */
   finalize(state: DecodeState): Candidate[];
 }
@@ -61,7 +62,7 @@ export class GreedyChooser implements TokenChooser {
     return (state.sequences[row] as number[]).at(-1) === this.eot && (state.sequences[row] as number[]).length > this.forced;
   }
 
-  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): ChooserStep {
+  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): Promise<ChooserStep> {
     let completed = true;
     for (let r = 0; r < this.rows; r++) {
       const seq = state.sequences[r] as number[];
@@ -75,7 +76,7 @@ export class GreedyChooser implements TokenChooser {
       seq.push(next);
       if (next !== this.eot) completed = false;
     }
-    return { sources: null, completed };
+    return Promise.resolve({ sources: null, completed });
   }
 
   finalize(state: DecodeState): Candidate[] {
@@ -101,6 +102,7 @@ export class BeamSearchChooser implements TokenChooser {
     private readonly eot: number,
     private readonly forced: number,
     patience: number,
+    private readonly top: TopLogprobs = jsTopLogprobs,
   ) {
     this.maxCandidates = Math.round(rows * patience);
     if (this.maxCandidates <= 0) throw new RangeError('beam search needs beamSize × patience ≥ 1');
@@ -110,18 +112,17 @@ export class BeamSearchChooser implements TokenChooser {
     return false;
   }
 
-  update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): ChooserStep {
+  async update(state: DecodeState, logits: Float32Array, vocab: number): Promise<ChooserStep> {
     const beam = this.rows;
     // STEP 1: candidate sequences from every distinct beam (all beams start identical: a sequence counts once)
+    const top = await this.top(logits, beam, vocab, beam + 1);
     const candidates: { source: number; token: number; score: number }[] = [];
     for (let r = 0; r < beam; r++) {
       const seq = state.sequences[r] as number[];
       if (state.sequences.slice(0, r).some((other) => sameTokens(other, seq))) continue;
-      const row = logits.subarray(r * vocab, (r + 1) * vocab);
-      const z = rowLogZ(row, logZ?.[r]);
       const base = state.sumLogprobs[r] as number;
-      for (const { index, value } of topK(row, beam + 1)) {
-        candidates.push({ source: r, token: index, score: base + value - z });
+      for (const { index, logprob } of top[r] ?? []) {
+        candidates.push({ source: r, token: index, score: base + logprob });
       }
     }
     // STEP 2: the best beamSize unfinished ones live on; finished ones met before that are collected

@@ -14,6 +14,7 @@ import {
   type RowStats,
 } from './logit-filters.js';
 import { MaximumLikelihoodRanker, type Ranker } from './ranker.js';
+import { ortTopLogprobs } from './top-logprobs.js';
 
 export interface DecodeWindowOptions {
   language: string | null;
@@ -148,7 +149,7 @@ function buildSearch(
   const ranker = new MaximumLikelihoodRanker(o.lengthPenalty ?? null);
   const beam = o.beamSize ?? 1;
   if (o.temperature === 0 && beam > 1) {
-    return { chooser: new BeamSearchChooser(beam, eot, forced, o.patience ?? 1), ranker };
+    return { chooser: new BeamSearchChooser(beam, eot, forced, o.patience ?? 1, ortTopLogprobs), ranker };
   }
   const rows = o.temperature > 0 ? Math.max(1, o.bestOf) : 1;
   return { chooser: new GreedyChooser(rows, o.temperature, eot, forced, o.seed), ranker };
@@ -209,7 +210,7 @@ export async function decodeWindow(
       }
       logZ[r] = stats.logZ;
     }
-    const { sources, completed } = chooser.update(state, logits, v, logZ);
+    const { sources, completed } = await chooser.update(state, logits, v, logZ);
     if (sources) cache.reorder(sources);
     if (completed || init.length + step + 1 >= maxTotal) break;
     input = state.sequences.map((seq) => seq[seq.length - 1] as number);
