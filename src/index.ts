@@ -32,6 +32,7 @@ export {
   type OptionSpec,
   type Task,
   type Device,
+  type ZhScript,
 } from './options.js';
 export type {
   Segment,
