@@ -185,6 +185,40 @@ describe('serve: live transcription over the WebSocket /v1/realtime', () => {
   }, 120_000);
 });
 
+describe('serve: the live endpoint behind an API key', () => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--api-key', 'sesame']);
+  });
+  afterAll(async () => {
+    expect(await server?.stop()).toBe(0);
+  });
+
+  const tryOpen = (headers: Record<string, string>, protocols?: string[]): Promise<number | 'ready'> =>
+    new Promise((resolve) => {
+      const ws = new WebSocket(server.url.replace(/^http/, 'ws') + '/v1/realtime', protocols, { headers });
+      ws.on('error', () => undefined); // terminating a refused upgrade reports an error; the status is what counts
+      ws.on('unexpected-response', (_req, res) => {
+        resolve(res.statusCode ?? -1);
+        ws.terminate();
+      });
+      ws.on('open', () => ws.send(JSON.stringify({ type: 'start' })));
+      ws.on('message', (d: Buffer) => {
+        if ((JSON.parse(d.toString()) as { type: string }).type === 'ready') {
+          resolve('ready');
+          ws.close();
+        }
+      });
+    });
+
+  it('takes the key as a Bearer header or, from browsers, as a subprotocol; refuses the upgrade without it', async () => {
+    expect(await tryOpen({})).toBe(401);
+    expect(await tryOpen({ authorization: 'Bearer wrong' })).toBe(401);
+    expect(await tryOpen({ authorization: 'Bearer sesame' })).toBe('ready');
+    expect(await tryOpen({}, ['realtime', 'openai-insecure-api-key.sesame'])).toBe('ready');
+  }, 120_000);
+});
+
 describe('serve: the live half of the page in Chromium, with a fake microphone', () => {
   let server: ServerProcess;
   let profile: string;
