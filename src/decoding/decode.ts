@@ -90,15 +90,16 @@ export function initialTokens(
   if (o.withoutTimestamps) sot.push(s.noTimestamps);
   const half = Math.floor(model.config.nTextCtx / 2) - 1;
   const hotwords = o.prefix.length === 0 && o.hotwords ? o.hotwords.slice(0, half) : [];
+  const forced = o.prefix.length > 0 ? [...(o.withoutTimestamps ? [] : [s.timestampBegin]), ...o.prefix.slice(0, half)] : [];
   const tokens: number[] = [];
   if (o.prompt.length > 0 || hotwords.length > 0) {
     // faster-whisper caps hotwords and the previous text at half the context each; together they keep to one half
-    // here, so that a long prompt never crowds the output out of the 448-token context
-    const keep = half - hotwords.length;
+    // here (and leave room for a long prefix), so that a long prompt never crowds the output out of the context
+    const room = model.config.nTextCtx - 2 - sot.length - forced.length - hotwords.length;
+    const keep = Math.min(half - hotwords.length, room);
     tokens.push(s.sotPrev, ...hotwords, ...(keep > 0 ? o.prompt.slice(-keep) : []));
   }
   const sotIndex = tokens.length;
-  const forced = o.prefix.length > 0 ? [...(o.withoutTimestamps ? [] : [s.timestampBegin]), ...o.prefix.slice(0, half)] : [];
   tokens.push(...sot, ...forced);
   return { tokens, sotIndex, forced };
 }
