@@ -85,7 +85,7 @@ describe('whisper-ts live', () => {
     for (const line of lines) expect(line).toMatch(/^\[\d\d:\d\d:\d\d\.\d\d\d --> \d\d:\d\d:\d\d\.\d\d\d\] \S/);
     const text = lines.map((l) => l.replace(/^\[[^\]]*\]/, '')).join('');
     expect(text.toLowerCase().replace(/[^a-z ]/g, '')).toContain('country can do for you');
-  }, 120_000);
+  }, 300_000);
 
   it('refuses --realtime without a file and options a stream cannot honour', async () => {
     const a = await cli(['live', '--realtime', '--model', TINY_EN]);
@@ -97,5 +97,5 @@ describe('whisper-ts live', () => {
     const c = await cli(['live', '--input', JFK, '--model', TINY_EN, '--min-chunk', '0']);
     expect(c.code).toBe(2);
     expect(c.stderr).toMatch(/minChunkSeconds \(--min-chunk\)/);
-  });
+  }, 120_000);
 });
