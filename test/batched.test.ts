@@ -174,7 +174,7 @@ describe('batched long-form: longform_en (4.85 min) with whisper-base, batchSize
     expect(progress.at(-1)).toBeCloseTo(info.duration, 3);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     // nothing lost at chunk ends: the last words of the file are there
-    expect(got.at(-1)?.text.toLowerCase()).toMatch(/heard him/);
+    expect(got.slice(-3).map((s) => s.text).join('').toLowerCase()).toMatch(/heard him/);
     const wer = score(join(EVAL, 'longform_en'), new Map([[basename(file), got.map((s) => s.text).join('')]]), 'en');
     console.log(`whisper-base longform_en batched (batchSize 8) WER ${(wer * 100).toFixed(2)} % in ${got.length} segments`);
     expect(wer).toBeLessThanOrEqual(0.17);
