@@ -173,6 +173,19 @@ describe('speech followed by silence; times of the VAD stage (whisper-base)', ()
       expect(s.end).toBe(s.words?.at(-1)?.end);
       prev = s.end;
     }
+    // the batched pipeline maps its chunks' words the same way
+    const batched = await timestamped.transcribeAll(audio, { language: 'en', wordTimestamps: true, batchSize: 4 });
+    const batchedWords = batched.segments.flatMap((s) => s.words ?? []);
+    expect(batchedWords.length).toBeGreaterThanOrEqual(plainWords.length * 2 - 2);
+    let last = 0;
+    for (const w of batchedWords) {
+      expect(w.start).toBeGreaterThanOrEqual(last - 1e-9);
+      const inFirst = w.start >= gap1 / SR - 0.5 && w.end <= (gap1 + jfk.length) / SR + 0.5;
+      const inSecond = w.start >= second / SR - 0.5 && w.end <= (second + jfk.length) / SR + 0.5;
+      expect(inFirst || inSecond, `${w.word} ${w.start}–${w.end}`).toBe(true);
+      last = w.end;
+    }
+    for (const s of batched.segments) expect(s.start).toBe(s.words?.[0]?.start);
     // and without words: segment times too (the first segment starts after the leading silence)
     const noWords = await whisper.transcribeAll(audio, { language: 'en', vadFilter: true });
     expect(noWords.segments[0]?.start).toBeGreaterThan(2.5);

@@ -152,11 +152,11 @@ interface PreparedBatch<T> {
 }
 
 /**
- * Decodes a stream of ≤ 30-s chunks `batchSize` at a time: the log-mel of each chunk of a batch (never of the whole
- * input), one encoder run per batch, language detection on the rows that ask for it, one batched decode
- * (`decodeBatch`), then openai's temperature fallback row by row for the rows that fail its checks, and the
- * no-speech gate. Memory is bounded by the batch, not by the audio. `prepare` may be called ahead of `run` to learn
- * the first chunk's language before any decoding.
+ * Decodes a stream of ≤ 30-s chunks `batchSize` at a time: the log-mel and the encoder output of each chunk of a
+ * batch (never of the whole input), language detection on the rows that ask for it, one batched decode
+ * (`decodeBatch`), then openai's temperature fallback row by row for the rows that fail its checks, the no-speech
+ * gate, and word timestamps per chunk when asked for. Memory is bounded by the batch, not by the audio. `prepare` may
+ * be called ahead of `run` to learn the first chunk's language before any decoding.
  */
 export class BatchRunner<T> {
   readonly #iterator: AsyncIterator<BatchChunk<T>> | Iterator<BatchChunk<T>>;
