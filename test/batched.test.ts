@@ -180,7 +180,7 @@ describe('batched long-form: longform_en (4.85 min) with whisper-base, batchSize
     expect(wer).toBeLessThanOrEqual(0.17);
   });
 
-  it('detects the language once on the first chunk (a German FLEURS file, language auto)', async () => {
+  it('detects the language once on the first chunk, or per chunk (a German FLEURS file, language auto)', async () => {
     const de = join(EVAL, 'fleurs_de');
     const { readdirSync } = await import('node:fs');
     const clip = readdirSync(de).find((f) => f.endsWith('.ogg') || f.endsWith('.wav') || f.endsWith('.flac'));
@@ -188,5 +188,9 @@ describe('batched long-form: longform_en (4.85 min) with whisper-base, batchSize
     expect(r.info.language).toBe('de');
     expect(r.info.languageProbability).toBeGreaterThan(0.5);
     expect(r.segments.length).toBeGreaterThan(0);
+    // per chunk on request: the same language here, and the same text
+    const w = await whisper.transcribeAll(join(de, clip ?? ''), { batchSize: 4, languageDetection: 'window' });
+    expect(w.info.language).toBe('de');
+    expect(w.text).toBe(r.text);
   });
 });
