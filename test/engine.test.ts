@@ -115,7 +115,7 @@ describe('whisper-base accuracy and languages', () => {
     const words = (t: string) => t.toLowerCase().match(/\p{L}+/gu) ?? [];
     for (const { file } of readTranscripts('fleurs_de')) {
       const path = join(EVAL, 'fleurs_de', file);
-      const tr = await whisper.transcribeAll(path, { task: 'translate', language: 'de' });
+      const tr = await whisper.transcribeAll(path, { task: 'translate', language: 'de', temperature: [0] });
       const w = words(tr.text);
       expect(w.length, file).toBeGreaterThan(5);
       const en = w.filter((x) => english.has(x)).length;
@@ -169,11 +169,5 @@ describe('long-form: longform_en (4.85 min) with whisper-base', () => {
     console.log(`whisper-base longform_en greedy, no fallback WER ${(wer * 100).toFixed(2)} % (transformers sequential: 17.11 %)`);
     expect(wer).toBeLessThanOrEqual(0.18);
   });
-
-  it("openai's defaults (temperature fallback, conditioning on previous text): WER within the long-form bound", async () => {
-    const { wer } = await run({ language: 'en' });
-    // measured 15.86 %: above issue 5's 14.5 % goal (faster-whisper int8 greedy on its own int8 weights: 13.37 %)
-    console.log(`whisper-base longform_en openai defaults WER ${(wer * 100).toFixed(2)} % (faster-whisper int8 greedy: 13.37 %)`);
-    expect(wer).toBeLessThanOrEqual(0.18);
-  });
+  // openai's defaults (fallback + conditioning) on this file are measured by bench/beam.mjs (greedy column): 15.86 %
 });
