@@ -79,8 +79,8 @@ export interface TranscribeOptions {
   vadOptions: Readonly<Partial<VadOptions>>;
   /**
    * Chunks of ≤ 30 s decoded together. 1: openai's sequential seek loop. > 1: the batched pipeline (faster-whisper's
-   * BatchedInferencePipeline): speech chunks are decoded independently, so there is no conditioning on previous text
-   * and no `prefix`.
+   * BatchedInferencePipeline): speech chunks cut at pauses, decoded side by side as streams of consecutive chunks, so
+   * a chunk is prompted only by the one before it in its stream (conditionOnPreviousText), and there is no `prefix`.
    */
   batchSize: number;
   /**
@@ -230,7 +230,7 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   maxNewTokens: { kind: 'int', flag: 'max-new-tokens', scope: 'call', min: 1, max: 448, description: 'most tokens decoded per 30-s window' },
   vadFilter: { kind: 'boolean', flag: 'vad-filter', scope: 'call', description: 'cut out non-speech with Silero VAD before decoding (on by default with --batch-size > 1)' },
   vadOptions: { kind: 'object', flag: 'vad', scope: 'call', fields: VAD_FIELD_SPECS, description: 'Silero VAD parameters (faster-whisper VadOptions)' },
-  batchSize: { kind: 'int', flag: 'batch-size', scope: 'call', min: 1, max: 64, description: 'speech chunks (≤ 30 s) decoded together; > 1: batched pipeline, no conditioning on previous text' },
+  batchSize: { kind: 'int', flag: 'batch-size', scope: 'call', min: 1, max: 64, description: 'speech chunks (≤ 30 s) decoded together; > 1: the batched pipeline (VAD chunks, no --prefix)' },
   wordTimestamps: { kind: 'boolean', flag: 'word-timestamps', scope: 'call', description: 'word-level timestamps (needs a _timestamped model, e.g. base_timestamped)' },
   prependPunctuations: { kind: 'string', flag: 'prepend-punctuations', scope: 'call', description: 'with word timestamps: punctuation merged into the next word' },
   appendPunctuations: { kind: 'string', flag: 'append-punctuations', scope: 'call', description: 'with word timestamps: punctuation merged into the previous word' },
