@@ -123,8 +123,9 @@ describe('whisper-ts CLI', () => {
     const r = await cli(['transcribe', JFK, '--model', TINY_EN, '--temperature', 'hot']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--temperature/);
+    // an options error the model raises (a language an English-only model lacks) is a usage error too
     const e = await cli(['transcribe', JFK, '--model', TINY_EN, '--language', 'de', '--quiet']);
-    expect(e.code).toBe(1);
+    expect(e.code).toBe(2);
     expect(e.stderr).toMatch(/English-only/);
     const h = await cli(['transcribe', '--help']);
     expect(h.code).toBe(0);
