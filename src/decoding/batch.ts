@@ -1,7 +1,7 @@
 import { throwIfAborted } from '../errors.js';
 import type { KvCache, WhisperModel } from '../model/whisper-model.js';
 import type { ort } from '../runtime/session.js';
-import { buildFilters, compressionRatio, initialTokens, type DecodeWindowOptions, type DecodingResult } from './decode.js';
+import { buildFilters, compressionRatio, initialTokens, languageProbs, type DecodeWindowOptions, type DecodingResult } from './decode.js';
 import { argmax, tokenLogprob, type LogitFilter, type RowStats } from './logit-filters.js';
 import { Rng, sampleToken } from './sampler.js';
 
@@ -208,22 +208,7 @@ export async function detectLanguageBatch(model: WhisperModel, encoderHidden: or
   const guesses: LanguageGuess[] = [];
   for (let r = 0; r < rows; r++) {
     const row = out.logits.subarray(r * out.vocab, (r + 1) * out.vocab);
-    let max = -Infinity;
-    for (const id of tk.tokenToLanguage.keys()) max = Math.max(max, row[id] as number);
-    let sum = 0;
-    for (const id of tk.tokenToLanguage.keys()) sum += Math.exp((row[id] as number) - max);
-    const probs: Record<string, number> = {};
-    let language = 'en';
-    let probability = 0;
-    for (const [id, code] of tk.tokenToLanguage) {
-      const p = Math.exp((row[id] as number) - max) / sum;
-      probs[code] = p;
-      if (p > probability) {
-        probability = p;
-        language = code;
-      }
-    }
-    guesses.push({ language, probability, probs });
+    guesses.push(languageProbs(tk, row));
   }
   return guesses;
 }

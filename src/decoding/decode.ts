@@ -242,7 +242,14 @@ export async function detectLanguage(
   const tk = model.tokenizer;
   const cache = model.newCache(encoderHidden);
   const out = await model.decode([tk.special.sot], cache);
-  const row = out.logits;
+  return languageProbs(tk, out.logits);
+}
+
+/** Softmax over the language tokens of one row of logits, and the likeliest language (openai decoding.py detect_language). */
+export function languageProbs(
+  tk: WhisperModel['tokenizer'],
+  row: Float32Array,
+): { language: string; probability: number; probs: Record<string, number> } {
   let max = -Infinity;
   for (const id of tk.tokenToLanguage.keys()) max = Math.max(max, row[id] as number);
   let sum = 0;
