@@ -351,8 +351,14 @@ export const LOAD_KEYS = (Object.keys(OPTION_SPECS) as (keyof AllOptions)[]).fil
   (k) => OPTION_SPECS[k].scope === 'load',
 );
 
+/** Options objects returned by resolveTranscribeOptions. */
+const RESOLVED = new WeakSet<object>();
+
 /** Validates a transcription options object (unknown keys and bad values throw E_OPTIONS) and fills defaults. */
 export function resolveTranscribeOptions(input?: unknown): ResolvedTranscribeOptions {
+  // an object this function returned is already checked: resolving it again must not read its filled-in defaults as
+  // options the user gave (bestOf at temperature 0 would then be refused)
+  if (typeof input === 'object' && input !== null && RESOLVED.has(input)) return input as ResolvedTranscribeOptions;
   const o = resolve<TranscribeOptions>(TRANSCRIBE_KEYS, input, 'transcribe option');
   if (o.temperature.some((t) => t < 0)) throw bad('temperature', 'temperatures must be ≥ 0');
   try {
@@ -373,7 +379,9 @@ export function resolveTranscribeOptions(input?: unknown): ResolvedTranscribeOpt
       throw bad('hallucinationSilenceThreshold', 'is not supported with batchSize > 1 (it steers the sequential seek loop)');
     }
   }
-  return Object.freeze(o);
+  const frozen = Object.freeze(o);
+  RESOLVED.add(frozen);
+  return frozen;
 }
 
 /** Decoding options that contradict each other (openai/whisper decoding.py DecodingTask._verify_options and more). */

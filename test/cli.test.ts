@@ -143,4 +143,14 @@ describe('whisper-ts CLI', () => {
     expect(t.code).not.toBe(0);
     expect(t.stderr).toMatch(/English-only/);
   });
+
+  it('--temperature 0 alone is greedy without fallback (the default --best-of is not an option the user gave)', async () => {
+    const r = await cli(['transcribe', JFK, '--model', TINY_EN, '--threads', '2', '--temperature', '0', '--verbose']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/ask what you can do for your country/);
+    // given explicitly, --best-of at temperature 0 is a contradiction (openai/whisper decoding.py _verify_options)
+    const b = await cli(['transcribe', JFK, '--model', TINY_EN, '--temperature', '0', '--best-of', '3', '--quiet']);
+    expect(b.code).toBe(2);
+    expect(b.stderr).toMatch(/--best-of/);
+  });
 });
