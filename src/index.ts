@@ -146,7 +146,7 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     ...(graphCacheDir !== undefined ? { graphCacheDir } : {}),
     decoderRewriter: async (path, dir) => (await optimizeDecoder(path, dir !== undefined ? { cacheDir: dir } : {})).path,
   });
-  return new Whisper(m);
+  return new Whisper(m, { batchConcurrentCalls: o.batchConcurrentCalls });
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

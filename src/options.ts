@@ -109,6 +109,11 @@ export interface LoadOptions {
   /** Intra-op threads; 0 lets ONNX Runtime choose. */
   threads: number;
   device: Device;
+  /**
+   * Batch the decoder across concurrent calls on this model: greedy windows of calls running at the same time share
+   * decoder runs (a server's requests). Off: each call decodes alone, and its output does not depend on other calls.
+   */
+  batchConcurrentCalls: boolean;
 }
 
 export type AllOptions = TranscribeOptions & LoadOptions;
@@ -120,6 +125,7 @@ export const DEFAULTS: Readonly<AllOptions> = Object.freeze({
   decoderDtype: null,
   threads: 0,
   device: 'cpu',
+  batchConcurrentCalls: false,
   language: 'auto',
   task: 'transcribe',
   languageDetection: 'first',
@@ -201,6 +207,7 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   decoderDtype: { kind: 'nullable-string', flag: 'decoder-dtype', scope: 'load', choices: DTYPES, description: 'weights variant of the decoder' },
   threads: { kind: 'int', flag: 'threads', scope: 'load', min: 0, max: 1024, description: 'ONNX Runtime intra-op threads (0: automatic)' },
   device: { kind: 'string', flag: 'device', scope: 'load', choices: ['cpu', 'cuda'], description: 'execution provider' },
+  batchConcurrentCalls: { kind: 'boolean', flag: 'batch-concurrent-calls', scope: 'load', description: 'decode the greedy windows of concurrent calls on one model in shared decoder batches' },
   language: { kind: 'string', flag: 'language', scope: 'call', description: "spoken language (code or name), or 'auto' to detect it" },
   task: { kind: 'string', flag: 'task', scope: 'call', choices: ['transcribe', 'translate'], description: 'transcribe, or translate to English' },
   languageDetection: { kind: 'string', flag: 'language-detection', scope: 'call', choices: ['first', 'window'], description: "detect the language on the first window or on every window" },

@@ -1,6 +1,7 @@
 import { decodeAudio } from './audio/index.js';
 import { WhisperError, throwIfAborted } from './errors.js';
 import type { WhisperModel } from './model/whisper-model.js';
+import { WindowBatcher, type WindowBatcherStats } from './decoding/window-batcher.js';
 import { resolveTranscribeOptions, type TranscribeOptions } from './options.js';
 import { transcribeSequential, type Transcription, type TranscribeProgress } from './transcribe/sequential.js';
 import { transcribeBatched } from './transcribe/batched.js';
@@ -44,8 +45,21 @@ export type {
 export class Whisper {
   #vad: Promise<VadModel> | undefined;
 
+  /** Shares decoder batches between concurrent calls (load option `batchConcurrentCalls`). */
+  readonly #batcher: WindowBatcher | undefined;
+
   /** @internal */
-  constructor(readonly model: WhisperModel) {}
+  constructor(
+    readonly model: WhisperModel,
+    options: { batchConcurrentCalls?: boolean } = {},
+  ) {
+    this.#batcher = options.batchConcurrentCalls === true ? new WindowBatcher(model) : undefined;
+  }
+
+  /** How many windows concurrent calls decoded in shared batches (all zeros without `batchConcurrentCalls`). */
+  get batchStats(): Readonly<WindowBatcherStats> {
+    return { ...(this.#batcher?.stats ?? { windows: 0, batches: 0, batchedWindows: 0, largestBatch: 0 }) };
+  }
 
   /** The Silero VAD that `vadFilter` and the batched pipeline use: loaded on first use, released by `dispose`. */
   #loadVad(): Promise<VadModel> {
@@ -61,7 +75,7 @@ export class Whisper {
 
   /** Picks the pipeline: batched (batchSize > 1), sequential behind the VAD stage (vadFilter), or sequential. */
   async #run(audio: Float32Array, o: ResolvedTranscribeOptions, call: CallOptions): Promise<Transcription> {
-    const ctx = { signal: call.signal, onProgress: call.onProgress };
+    const ctx = { signal: call.signal, onProgress: call.onProgress, windowDecoder: this.#batcher?.decode };
     if (o.batchSize > 1) return transcribeBatched(this.model, o.vadFilter ? await this.#loadVad() : null, audio, o, ctx);
     if (o.vadFilter) return transcribeWithVad(this.model, await this.#loadVad(), audio, o, ctx, transcribeSequential);
     return transcribeSequential(this.model, audio, o, ctx);

@@ -92,6 +92,16 @@ async function teacherForce(
     use_cache_branch: new ort.Tensor('bool', [false], [1]),
   };
   for (const n of pastNames) feeds[n] = empty;
+  // a rewritten decoder's padding inputs, for a row without padding: positions 0, 1, … and a zero bias
+  const padded = session.inputNames.includes('position_ids');
+  const padding = (past: number, n: number): Record<string, ort.Tensor> =>
+    padded
+      ? {
+          position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, j) => BigInt(past + j)), [1, n]),
+          attention_bias: new ort.Tensor('float32', new Float32Array(past + n), [1, 1, 1, past + n]),
+        }
+      : {};
+  Object.assign(feeds, padding(0, prompt.length));
   let out = await session.run(feeds);
   const vocab = out['logits']!.dims[2]!;
   const logits = [(out['logits']!.data as Float32Array).slice((prompt.length - 1) * vocab, prompt.length * vocab)];
@@ -101,8 +111,9 @@ async function teacherForce(
       encoderPast[`past_key_values.${l}.encoder.${kv}`] = out[`present.${l}.encoder.${kv}`]!;
     }
   }
-  for (const token of tokens) {
+  for (const [i, token] of tokens.entries()) {
     const step: Record<string, ort.Tensor> = {
+      ...padding(prompt.length + i, 1),
       input_ids: ids([token]),
       encoder_hidden_states: hidden,
       use_cache_branch: new ort.Tensor('bool', [true], [1]),
@@ -171,6 +182,17 @@ describe.each(Object.entries(CASES))('optimizeDecoder on %s', (_name, { dir, pro
     expect(rewritten.logits.map(argmax)).toEqual(originalIds);
     const diff = Math.max(...original.logits.map((row, i) => maxAbsDiff(row, rewritten.logits[i]!)));
     expect(diff).toBeLessThan(MAX_ABS_DIFF);
+    // the step outputs are the last position of the presents: [1, heads, positions, headDim]
+    const present = rewritten.last['present.0.decoder.value']!;
+    const step = rewritten.last['step.0.decoder.value']!;
+    const [, heads, positions, headDim] = present.dims as [number, number, number, number];
+    expect(step.dims).toEqual([1, heads, 1, headDim]);
+    const last = new Float32Array(heads * headDim);
+    for (let h = 0; h < heads; h++) {
+      const at = (h * positions + positions - 1) * headDim;
+      last.set((present.data as Float32Array).subarray(at, at + headDim), h * headDim);
+    }
+    expect(Array.from(step.data as Float32Array)).toEqual(Array.from(last));
   });
 
   it('returns the cached file on later calls without rewriting it', async () => {

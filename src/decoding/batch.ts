@@ -9,7 +9,10 @@ import { Rng, sampleToken } from './sampler.js';
 export interface DecodeBatchOptions extends Omit<DecodeWindowOptions, 'language' | 'bestOf'> {
   /** The language of each row (null on English-only models); all rows share task and prefix. */
   languages: readonly (string | null)[];
-  /** A prompt per row (previous text), instead of the shared `prompt`; the rows' prompts must be equally long. */
+  /**
+   * A prompt per row (previous text), instead of the shared `prompt`. Rows of different lengths are left-padded to
+   * one length, which needs a decoder with padding inputs (`WhisperModel.paddingInputs`).
+   */
   prompts?: readonly (readonly number[])[];
   /**
    * Drop finished rows from the decoder's batch once at most this fraction of the cached rows is still decoding
@@ -45,6 +48,7 @@ function compactCache(model: WhisperModel, cache: KvCache, rows: readonly number
   for (const [name, t] of cache.decoder) next.decoder.set(name, selectRows(t, rows, total, ortNs));
   for (const [name, t] of cache.encoder) next.encoder.set(name, selectRows(t, rows, total, ortNs));
   next.length = cache.length;
+  next.padding = cache.paddingOf(rows);
   return next;
 }
 
@@ -74,7 +78,12 @@ export async function decodeBatch(
     bestOf: 1,
   });
   const prompts = Array.from({ length: rows }, (_, r) => initialTokens(model, windowOptions(r)));
-  const { tokens: first, sotIndex } = prompts[0] as { tokens: number[]; sotIndex: number };
+  const lengths = prompts.map((p) => p.tokens.length);
+  const width = Math.max(...lengths);
+  const pads = lengths.map((n) => width - n);
+  if (pads.some((p) => p > 0) && !model.paddingInputs) {
+    throw new RangeError('decodeBatch: rows of different prompt lengths need a decoder with padding inputs');
+  }
   const filters = buildFilters(model, windowOptions(0));
   const compactBelow = o.compactBelow ?? 0.5;
   const stats: RowStats = { logZ: Number.NaN };
@@ -85,13 +94,15 @@ export async function decodeBatch(
   const done = new Array<boolean>(rows).fill(false);
 
   let cache = model.newCache(encoderHidden);
+  if (pads.some((p) => p > 0)) cache.padding = pads;
   /** live[i]: the row of the batch that row i of the cache decodes. */
   let live = Array.from({ length: rows }, (_, r) => r);
   let input: number[] = [];
-  for (const p of prompts) {
-    if (p.tokens.length !== first.length) throw new RangeError('decodeBatch: rows need prompts of one length');
+  prompts.forEach((p, r) => {
+    // padding repeats the row's first token (masked from attention; a real token keeps activations in range)
+    for (let i = 0; i < (pads[r] as number); i++) input.push(p.tokens[0] as number);
     input.push(...p.tokens);
-  }
+  });
   const maxTotal = model.config.nTextCtx;
   for (let step = 0; step < o.maxNewTokens; step++) {
     throwIfAborted(o.signal);
@@ -99,9 +110,8 @@ export async function decodeBatch(
     const v = out.vocab;
     if (step === 0 && noSpeech !== undefined && out.allLogits) {
       // openai/whisper decoding.py DecodingTask._main_loop: no-speech probability at <|startoftranscript|>
-      const positions = first.length;
       for (let r = 0; r < rows; r++) {
-        const at = (r * positions + sotIndex) * v;
+        const at = (r * width + (pads[r] as number) + (prompts[r] as { sotIndex: number }).sotIndex) * v;
         noSpeechProbs[r] = Math.exp(tokenLogprob(out.allLogits.subarray(at, at + v), noSpeech));
       }
     }
@@ -129,7 +139,10 @@ export async function decodeBatch(
       else seq.push(token);
       next.push(token);
     }
-    if (done.every(Boolean) || first.length + step + 1 >= maxTotal) break;
+    // the text context holds a row's prompt and its tokens: a row that fills it stops (openai/whisper decoding.py
+    // _main_loop's n_ctx check)
+    for (let r = 0; r < rows; r++) if ((lengths[r] as number) + step + 1 >= maxTotal) done[r] = true;
+    if (done.every(Boolean)) break;
     const keep: number[] = [];
     for (let i = 0; i < live.length; i++) if (!done[live[i] as number]) keep.push(i);
     if (compactBelow > 0 && keep.length < live.length && keep.length <= compactBelow * live.length) {

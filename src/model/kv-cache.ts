@@ -32,12 +32,66 @@ export class KvCache {
   private rows: number;
   /** Positions that are the same in every row (the prompt, run once before `expand`). */
   private shared = 0;
+  /**
+   * Padding positions at the start of each row (rows of different prompt lengths left-padded to one length); empty
+   * when no row is padded. Needs a decoder with padding inputs (runtime/optimize `addPaddingInputs`).
+   */
+  padding: readonly number[] = [];
 
   constructor(
     batch: number,
     readonly encoderHidden: ort.Tensor,
   ) {
     this.rows = batch;
+  }
+
+  /**
+   * Appends a step's keys or values [rows, heads, n, headDim] to the cached past `name` [rows, heads, length,
+   * headDim] (what the decoder's Concat computes for its `present` output, built here from its smaller `step`
+   * output).
+   */
+  append(name: string, step: ort.Tensor): void {
+    const past = this.decoder.get(name);
+    if (past === undefined) {
+      this.decoder.set(name, step);
+      return;
+    }
+    const [rows = 1, heads = 1, length = 0, headDim = 0] = past.dims;
+    const n = step.dims[2] ?? 0;
+    const a = rowData(past);
+    const b = rowData(step);
+    const out = this.spare(name, a, rows * heads * (length + n) * headDim, rows * heads * headDim);
+    const oldSpan = length * headDim;
+    const newSpan = n * headDim;
+    for (let i = 0; i < rows * heads; i++) {
+      const at = i * (oldSpan + newSpan);
+      out.set(a.subarray(i * oldSpan, (i + 1) * oldSpan), at);
+      out.set(b.subarray(i * newSpan, (i + 1) * newSpan), at + oldSpan);
+    }
+    this.decoder.set(name, new ort.Tensor(past.type as 'float32', out as Float32Array, [rows, heads, length + n, headDim]));
+  }
+
+  /**
+   * Buffers `append` writes into, two per tensor used in turn: the past of one step is the spare of the next. Reusing
+   * them (instead of a new array per step) keeps the megabytes each step moves out of the allocator and the garbage
+   * collector, which cost more than the copy itself.
+   */
+  private spares = new Map<string, RowData[]>();
+
+  private spare(name: string, current: RowData, size: number, perPosition: number): RowData {
+    const pair = this.spares.get(name) ?? [];
+    let buffer = pair.find((p) => p.buffer !== current.buffer && p.length >= size);
+    if (buffer === undefined) {
+      // room for 64 more positions, so that a buffer is reallocated every 64 steps at most
+      buffer = newLike(current, size + 64 * perPosition);
+      this.spares.set(name, [...pair.filter((p) => p.buffer === current.buffer), buffer]);
+    }
+    return buffer.subarray(0, size);
+  }
+
+  /** The rows `rows` of the padding, for a cache that keeps only those rows. */
+  paddingOf(rows: readonly number[]): number[] {
+    return this.padding.length === 0 ? [] : rows.map((r) => this.padding[r] ?? 0);
   }
 
   /** Rows (hypotheses) the next decoder step runs. */
@@ -70,6 +124,7 @@ export class KvCache {
       for (let r = 0; r < n; r++) out.set(d, r * d.length);
       this.decoder.set(name, new ort.Tensor(t.type as 'float32', out, [n, ...t.dims.slice(1)]));
     }
+    if (this.padding.length > 0) this.padding = new Array<number>(n).fill(this.padding[0] ?? 0);
     this.rows = n;
   }
 

@@ -3,6 +3,7 @@ import { createSession, ort, type SessionOptions } from '../runtime/session.js';
 import { WhisperTokenizer } from '../tokenizer/index.js';
 import { parseConfig, readJson, resolveModelFiles, type ModelFiles, type WhisperConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
+import { PADDING_INPUTS } from '../runtime/optimize.js';
 import type { Dtype } from '../dtypes.js';
 
 export { KvCache };
@@ -97,6 +98,16 @@ export class WhisperModel {
     return new WhisperModel(dir, config, tokenizer, files, encoder, decoder, hasCross);
   }
 
+  /**
+   * Whether the decoder takes `position_ids` and `attention_bias` (added by runtime/optimize): rows of different prompt
+   * lengths can then share a batch, left-padded (`KvCache.padding`).
+   */
+  get paddingInputs(): boolean {
+    return (this.#paddingInputs ??=
+      this.decoder.inputNames.includes(PADDING_INPUTS.positions) && this.decoder.inputNames.includes(PADDING_INPUTS.bias));
+  }
+  #paddingInputs: boolean | undefined;
+
   get isMultilingual(): boolean {
     return this.tokenizer.isMultilingual;
   }
@@ -146,6 +157,10 @@ export class WhisperModel {
       encoder_hidden_states: cache.encoderHidden,
       use_cache_branch: new ort.Tensor('bool', Uint8Array.of(cache.started ? 1 : 0), [1]),
     };
+    if (this.paddingInputs) Object.assign(feeds, paddingFeeds(cache, batch, n));
+    else if (cache.padding.some((p) => p > 0)) {
+      throw new WhisperError('E_INFERENCE', 'padded rows need a decoder with padding inputs (runtime/optimize)');
+    }
     const empty = cache.started ? undefined : new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, headDim]);
     for (let i = 0; i < layers; i++) {
       for (const kind of ['key', 'value'] as const) {
@@ -181,7 +196,7 @@ export class WhisperModel {
           out = await this.decoder.run(feeds, fetches);
           if (this.hiddenUnusedWhenCached === undefined) this.hiddenUnusedWhenCached = await this.standInAgrees(feeds, standIn, fetches, out);
         }
-      } else out = await this.decoder.run(feeds);
+      } else out = await this.decoder.run(feeds, this.firstFetches());
       if (cache.started && cache.encoderBatch !== batch) this.crossBroadcast = true;
     } catch (cause) {
       if (cache.started && cache.encoderBatch !== batch && this.crossBroadcast === undefined) {
@@ -194,7 +209,9 @@ export class WhisperModel {
     for (let i = 0; i < layers; i++) {
       for (const kind of ['key', 'value'] as const) {
         const present = out[`present.${i}.decoder.${kind}`];
+        const step = out[`step.${i}.decoder.${kind}`];
         if (present) cache.decoder.set(`past_key_values.${i}.decoder.${kind}`, present);
+        else if (step) cache.append(`past_key_values.${i}.decoder.${kind}`, step);
         if (first) {
           const enc = out[`present.${i}.encoder.${kind}`];
           if (enc) cache.encoder.set(`past_key_values.${i}.encoder.${kind}`, enc);
@@ -242,21 +259,57 @@ export class WhisperModel {
     }
   }
 
-  /** The decoder outputs a cached step needs: logits, the self-attention cache, cross-attentions when asked for. */
+  /**
+   * The decoder outputs a cached step needs: logits, the self-attention cache (only this step's positions when the
+   * decoder has `step.*` outputs, see runtime/optimize `addStepOutputs`), cross-attentions when asked for.
+   */
   private stepFetches(crossAttentions: boolean): readonly string[] {
     let names = this.#stepFetches.get(crossAttentions);
     if (names === undefined) {
+      const steps = this.decoder.outputNames.some((n) => n.startsWith('step.'));
       names = this.decoder.outputNames.filter(
-        (n) => !/^present\.\d+\.encoder\./.test(n) && (crossAttentions || !n.startsWith('cross_attentions')),
+        (n) =>
+          !/^present\.\d+\.encoder\./.test(n) &&
+          !(steps && /^present\.\d+\.decoder\./.test(n)) &&
+          (crossAttentions || !n.startsWith('cross_attentions')),
       );
       this.#stepFetches.set(crossAttentions, names);
     }
     return names;
   }
 
+  /** The first step's outputs: everything but the `step.*` copies of the presents. */
+  private firstFetches(): readonly string[] {
+    return (this.#firstFetches ??= this.decoder.outputNames.filter((n) => !n.startsWith('step.')));
+  }
+  #firstFetches: readonly string[] | undefined;
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     await Promise.all([this.encoder.release(), this.decoder.release()]);
   }
+}
+
+/** A score bias that removes a position from the softmax (finite: a fully padded query row must not become NaN). */
+const MASKED = -1e9;
+
+/**
+ * The padding inputs of one decoder step: each row's own positions (its padding does not count) and a bias that hides
+ * the padding positions from self-attention. With no padding they are the positions and the zero bias of the
+ * original graph.
+ */
+function paddingFeeds(cache: KvCache, batch: number, n: number): Record<string, ort.Tensor> {
+  const total = cache.length + n;
+  const positions = new BigInt64Array(batch * n);
+  const bias = new Float32Array(batch * total);
+  for (let b = 0; b < batch; b++) {
+    const pad = cache.padding[b] ?? 0;
+    for (let j = 0; j < n; j++) positions[b * n + j] = BigInt(Math.max(0, cache.length + j - pad));
+    bias.fill(MASKED, b * total, b * total + Math.min(pad, total));
+  }
+  return {
+    [PADDING_INPUTS.positions]: new ort.Tensor('int64', positions, [batch, n]),
+    [PADDING_INPUTS.bias]: new ort.Tensor('float32', bias, [batch, 1, 1, total]),
+  };
 }

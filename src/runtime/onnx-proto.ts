@@ -372,6 +372,7 @@ interface OnnxTypes {
   tensor: protobuf.Type;
   attribute: protobuf.Type;
   opset: protobuf.Type;
+  valueInfo: protobuf.Type;
 }
 
 let types: OnnxTypes | undefined;
@@ -385,6 +386,7 @@ function onnxTypes(): OnnxTypes {
       tensor: root.lookupType('onnx.TensorProto'),
       attribute: root.lookupType('onnx.AttributeProto'),
       opset: root.lookupType('onnx.OperatorSetIdProto'),
+      valueInfo: root.lookupType('onnx.ValueInfoProto'),
     };
   }
   return types;
@@ -428,4 +430,17 @@ export function newAttribute(props: Partial<AttributeProto>): AttributeProto {
 
 export function newOpset(props: OperatorSetIdProto): OperatorSetIdProto {
   return onnxTypes().opset.create(props) as unknown as OperatorSetIdProto;
+}
+
+/** A graph input or output of tensor type: `dims` are sizes or symbolic names. */
+export function newTensorValueInfo(name: string, elemType: number, dims: readonly (number | string)[]): ValueInfoProto {
+  return onnxTypes().valueInfo.create({
+    name,
+    type: {
+      tensor_type: {
+        elem_type: elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  }) as unknown as ValueInfoProto;
 }

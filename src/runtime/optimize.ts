@@ -28,15 +28,18 @@ import {
   decodeModel,
   encodeModel,
   int64ToNumber,
+  newNode,
   newTensor,
+  newTensorValueInfo,
   type GraphProto,
   type ModelProto,
   type NodeProto,
   type TensorProto,
+  type ValueInfoProto,
 } from './onnx-proto.js';
 
 /** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
-export const GRAPH_REWRITE_VERSION = 1;
+export const GRAPH_REWRITE_VERSION = 3;
 
 export interface OptimizeOptions {
   /**
@@ -256,10 +259,14 @@ export function rewriteModel(model: ModelProto): RewriteOutcome {
   }
   const rewrites: string[] = [];
   const added = new Map<string, TensorProto>();
-  rewriteGraph(graph, new Map(), rewrites, added, allNames(graph));
+  const names = allNames(graph);
+  rewriteGraph(graph, new Map(), rewrites, added, names);
+  rewrites.push(...addPaddingInputs(graph, names));
+  rewrites.push(...addStepOutputs(graph, names));
   if (rewrites.length === 0) {
     return unchanged(
-      'no MatMul whose weight is DequantizeLinear of a per-tensor quantized initializer (or its Transpose)',
+      'no MatMul whose weight is DequantizeLinear of a per-tensor quantized initializer (or its Transpose), and ' +
+        'no self-attention to give padding inputs',
     );
   }
   const addedBytes = [...added.values()].reduce((n, t) => n + (t.raw_data?.length ?? 0), 0);
@@ -305,6 +312,135 @@ function rewriteGraph(
     changed = true;
   }
   if (changed) removeDeadNodes(graph);
+}
+
+/** The inputs `addPaddingInputs` gives the decoder. */
+export const PADDING_INPUTS = { positions: 'position_ids', bias: 'attention_bias' } as const;
+
+/**
+ * Gives the decoder two inputs that let rows of different prompt lengths share a batch (left-padded to one length):
+ * `position_ids` [batch, n] (int64) replaces the positions the graph derives from the cache length, so a padded row
+ * keeps the positions it would have alone; `attention_bias` [batch, 1, 1, past + n] (float32) is added to every
+ * self-attention score before the softmax (0 for real tokens, a large negative number for padding), next to the
+ * graph's causal mask. A row with no padding and positions 0, 1, … computes what the original graph computes.
+ *
+ * Matches the Hugging Face export's names (`embed_positions` Gather, `self_attn` Softmax) in the graph and in the
+ * branches of the merged decoder's `If`; returns one line per change (none when the graph is not that export).
+ */
+function addPaddingInputs(main: GraphProto, names: Set<string>): string[] {
+  const changes: string[] = [];
+  const visit = (graph: GraphProto): void => {
+    for (const node of graph.node) {
+      for (const attribute of node.attribute) {
+        if (attribute.g !== undefined && attribute.g !== null) visit(attribute.g);
+        for (const sub of attribute.graphs) visit(sub);
+      }
+    }
+    const positions = graph.node.filter(
+      (n) => n.op_type === 'Gather' && isDefaultDomain(n.domain) && (n.input[0] ?? '').includes('embed_positions'),
+    );
+    const softmaxes = graph.node.filter(
+      (n) => n.op_type === 'Softmax' && isDefaultDomain(n.domain) && (n.name ?? '').includes('/self_attn/'),
+    );
+    if (positions.length !== 1 || softmaxes.length === 0) return;
+    const gather = positions[0] as NodeProto;
+    gather.input = [gather.input[0] ?? '', PADDING_INPUTS.positions];
+    changes.push(`${gather.name ?? '(Gather)'}: positions from ${PADDING_INPUTS.positions}`);
+    const added: NodeProto[] = [];
+    for (const softmax of softmaxes) {
+      const scores = softmax.input[0] ?? '';
+      const biased = uniqueName(`${scores}_padding_bias`, names);
+      added.push(
+        newNode({
+          name: uniqueName(`${softmax.name ?? 'self_attn'}_padding_bias`, names),
+          op_type: 'Add',
+          input: [scores, PADDING_INPUTS.bias],
+          output: [biased],
+        }),
+      );
+      softmax.input = [biased, ...softmax.input.slice(1)];
+      changes.push(`${softmax.name ?? '(Softmax)'}: scores + ${PADDING_INPUTS.bias}`);
+    }
+    // each Add goes right before its Softmax (node order is topological)
+    const nodes: NodeProto[] = [];
+    for (const n of graph.node) {
+      const i = softmaxes.indexOf(n);
+      if (i >= 0) nodes.push(added[i] as NodeProto);
+      nodes.push(n);
+    }
+    graph.node = nodes;
+  };
+  visit(main);
+  if (changes.length > 0) {
+    main.input = [
+      ...main.input,
+      newTensorValueInfo(PADDING_INPUTS.positions, DataType.INT64, ['batch_size', 'decoder_sequence_length']),
+      newTensorValueInfo(PADDING_INPUTS.bias, DataType.FLOAT, ['batch_size', 1, 1, 'total_sequence_length']),
+    ];
+  }
+  return changes;
+}
+
+/** The output `addStepOutputs` adds beside `present.{i}.decoder.{kind}`: only the positions of this step. */
+export function stepOutputName(present: string): string {
+  return present.replace(/^present\./, 'step.');
+}
+
+/**
+ * Gives the merged decoder one more output per self-attention cache tensor: `step.{i}.decoder.{key,value}`, the keys
+ * and values of this step's positions only (the second input of the cached branch's Concat; the whole present in the
+ * first-step branch). The caller appends them to the cache it holds instead of fetching the whole `present` tensor
+ * every step: ONNX Runtime's Node binding copies every fetched output into a new JavaScript buffer, and the whole
+ * cache is `rows × heads × positions × headDim` floats (7.4 MB at 300 positions for base), a cost that grows with
+ * the prompt; the step's part is `positions` times smaller. The `present` outputs stay as they were.
+ */
+function addStepOutputs(main: GraphProto, names: Set<string>): string[] {
+  const ifs = main.node.filter((n) => n.op_type === 'If' && isDefaultDomain(n.domain));
+  if (ifs.length !== 1) return [];
+  const ifNode = ifs[0] as NodeProto;
+  const branches = ifNode.attribute.filter((a) => a.g !== undefined && a.g !== null).map((a) => a.g as GraphProto);
+  if (branches.length !== 2) return [];
+  const presents = ifNode.output.filter((o) => /^present\.\d+\.decoder\.(key|value)$/.test(o));
+  if (presents.length === 0 || presents.some((p) => names.has(stepOutputName(p)))) return [];
+  // in each branch, the value that holds only this step's positions, per present output
+  const plans: { graph: GraphProto; values: string[]; identities: NodeProto[] }[] = [];
+  for (const branch of branches) {
+    const producer = new Map<string, NodeProto>();
+    for (const node of branch.node) for (const output of node.output) producer.set(output, node);
+    const values: string[] = [];
+    const identities: NodeProto[] = [];
+    for (const present of presents) {
+      const index = ifNode.output.indexOf(present);
+      const branchOutput = branch.output[index]?.name;
+      if (branchOutput === undefined) return [];
+      const node = producer.get(branchOutput);
+      if (node?.op_type === 'Concat' && node.input.length === 2 && /^past_key_values\./.test(node.input[0] ?? '')) {
+        values.push(node.input[1] ?? '');
+      } else if (node !== undefined && node.op_type !== 'Concat') {
+        // the first-step branch: the present is this step's positions already; a graph output may not repeat a name
+        const copy = uniqueName(`${branchOutput}_step`, names);
+        identities.push(newNode({ name: uniqueName(`${copy}_Identity`, names), op_type: 'Identity', input: [branchOutput], output: [copy] }));
+        values.push(copy);
+      } else return [];
+    }
+    plans.push({ graph: branch, values, identities });
+  }
+  const typeOf = new Map(main.output.map((o) => [o.name, o]));
+  for (const { graph, values, identities } of plans) {
+    graph.node = [...graph.node, ...identities];
+    graph.output = [...graph.output, ...values.map((v, k) => copyValueInfo(typeOf.get(presents[k] as string), v))];
+  }
+  const steps = presents.map(stepOutputName);
+  for (const n of steps) names.add(n);
+  ifNode.output = [...ifNode.output, ...steps];
+  main.output = [...main.output, ...steps.map((n, k) => copyValueInfo(typeOf.get(presents[k] as string), n))];
+  return [`If: ${steps.length} step outputs (${steps[0] ?? ''} …) beside the presents`];
+}
+
+/** A value info named `name` with the type of `like` (the element type of a present output). */
+function copyValueInfo(like: ValueInfoProto | undefined, name: string): ValueInfoProto {
+  const elemType = (like as { type?: { tensor_type?: { elem_type?: number } } } | undefined)?.type?.tensor_type?.elem_type;
+  return newTensorValueInfo(name, elemType ?? DataType.FLOAT, ['batch_size', 'num_heads', 'step_sequence_length', 'head_dim']);
 }
 
 function isDefaultDomain(domain: string | undefined | null): boolean {

@@ -2,6 +2,7 @@ import { FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMel
 import { addWordTimestamps, wordTimestampsUnsupported, type WindowSegment } from '../alignment/index.js';
 import { WhisperError, throwIfAborted } from '../errors.js';
 import { decodeWindow, detectLanguage, type DecodingResult } from '../decoding/decode.js';
+import type { WindowDecoder } from '../decoding/window-batcher.js';
 import type { WhisperModel } from '../model/whisper-model.js';
 import type { ResolvedTranscribeOptions } from '../options.js';
 import { ort } from '../runtime/session.js';
@@ -21,6 +22,8 @@ export interface TranscribeProgress {
 export interface CallContext {
   signal?: AbortSignal | undefined;
   onProgress?: ((p: TranscribeProgress) => void) | undefined;
+  /** Decodes a window instead of `decodeWindow` (a `WindowBatcher` shared by concurrent calls). */
+  windowDecoder?: WindowDecoder | undefined;
 }
 
 export interface Transcription {
@@ -148,9 +151,9 @@ export async function transcribeSequential(
         : allTokens.slice(promptResetSince);
       const windowPrefix = firstWindow ? prefix : [];
       firstWindow = false;
+      const decodeOne: WindowDecoder = ctx.windowDecoder ?? ((h, options) => decodeWindow(model, h, options, ort));
       const result: DecodingResult = await decodeWithFallback(o, (temperature) =>
-        decodeWindow(
-          model,
+        decodeOne(
           hidden,
           {
             language,
@@ -173,7 +176,6 @@ export async function transcribeSequential(
             seed: o.seed + seek,
             signal: ctx.signal,
           },
-          ort,
         ),
       );
       // openai/whisper transcribe.py: skip a window the no-speech gate calls silent

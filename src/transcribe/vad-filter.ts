@@ -65,6 +65,7 @@ export async function transcribeWithVad(
   const speechDuration = speech.length / SAMPLE_RATE;
   const { info, segments } = await inner(model, speech, o, {
     signal: ctx.signal,
+    windowDecoder: ctx.windowDecoder,
     onProgress: (p) => {
       if (!ctx.onProgress) return;
       const done = p.done >= speechDuration ? duration : map.toOriginal(p.done, true);
