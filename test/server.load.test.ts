@@ -18,7 +18,7 @@ interface Answer {
   body: { text?: string; error?: { code: string; type: string } };
 }
 
-describe('serve under load (whisper-tiny.en, --concurrency 2 --max-queue 4)', () => {
+describe('serve under load (whisper-tiny.en, one worker running 2 jobs at once in shared decoder batches, --max-queue 4)', () => {
   let server: ServerProcess;
   let jfk: Uint8Array;
   let long: Uint8Array;
@@ -37,14 +37,14 @@ describe('serve under load (whisper-tiny.en, --concurrency 2 --max-queue 4)', ()
     const dir = mkdtempSync(join(tmpdir(), 'wts-load-'));
     jfk = readFileSync(JFK);
     long = readFileSync(await makeAudio(JFK, 90, join(dir, 'long.ogg'), ['-c:a', 'libopus', '-b:a', '16k']));
-    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '2', '--max-queue', '4', '--threads', '1']);
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--jobs-per-worker', '2', '--max-queue', '4', '--threads', '2']);
   });
   afterAll(async () => {
     expect(await server?.stop()).toBe(0);
   });
 
   it('answers 16 concurrent transcriptions with 200 or 429 + Retry-After, and memory returns to its baseline', async () => {
-    // baseline: both workers have run a job (their ONNX Runtime arenas are allocated)
+    // baseline: the worker has run two jobs at once (its ONNX Runtime arenas are allocated for a batch)
     for (const a of await burst(2)) expect(a.status).toBe(200);
     const baseline = rssBytes(server.pid);
 
@@ -81,7 +81,7 @@ describe('serve under load (whisper-tiny.en, --concurrency 2 --max-queue 4)', ()
     const clients = [new AbortController(), new AbortController(), new AbortController()];
     const requests = clients.map((c, i) => post(i < 2 ? long : jfk, c.signal).catch((err: unknown) => err));
 
-    // two 90-s jobs on the two workers, the third waiting
+    // two 90-s jobs running on the worker, the third waiting
     await waitFor('two running jobs and one waiting', async () =>
       (await metric(server.url, 'whisper_jobs_in_flight')) === 2 && (await metric(server.url, 'whisper_queue_depth')) === 1,
     );

@@ -32,7 +32,13 @@ export function serveCommand(io: CliIo): Command {
     .description('serve the OpenAI audio API (/v1/audio/transcriptions, /translations), metrics and a web page')
     .option('--host <host>', 'address to listen on', SERVER_DEFAULTS.host)
     .option('--port <port>', 'port to listen on (0: any free port)', integer(0), SERVER_DEFAULTS.port)
-    .option('--concurrency <n>', 'inference worker threads (jobs at once)', integer(1), SERVER_DEFAULTS.concurrency)
+    .option('--concurrency <n>', 'inference worker threads', integer(1), SERVER_DEFAULTS.concurrency)
+    .option(
+      '--jobs-per-worker <n>',
+      'jobs each worker runs at once; above 1 their greedy windows share decoder batches (--batch-concurrent-calls, on unless given)',
+      integer(1),
+      SERVER_DEFAULTS.jobsPerWorker,
+    )
     .option('--max-queue <n>', 'jobs that may wait for a worker before 429', integer(0), SERVER_DEFAULTS.maxQueue)
     .option('--max-streams <n>', 'live streams (WebSocket /v1/realtime) at once; 0: none', integer(0), SERVER_DEFAULTS.maxStreams)
     .option('--max-upload-mb <mb>', 'largest upload, MiB (413 above)', positive(), SERVER_DEFAULTS.maxUploadMb)
@@ -50,9 +56,12 @@ export function serveCommand(io: CliIo): Command {
 
 async function runServe(opts: Record<string, unknown>, io: CliIo): Promise<number> {
   let load;
+  let batchGiven: boolean;
   let defaults: Partial<TranscribeOptions>;
   try {
-    load = resolveLoadOptions(givenOptions(opts, 'load'));
+    const givenLoad = givenOptions(opts, 'load');
+    batchGiven = 'batchConcurrentCalls' in givenLoad;
+    load = resolveLoadOptions(givenLoad);
     const given = givenOptions(opts, 'call');
     // per request, the endpoint decides the task and timestamp_granularities[] the words
     for (const [key, flag, why] of [
@@ -67,8 +76,10 @@ async function runServe(opts: Record<string, unknown>, io: CliIo): Promise<numbe
     io.stderr.write(describeError(err).message + '\n');
     return EXIT.usage;
   }
-  const { model, ...loadRest } = load;
+  // --batch-concurrent-calls left out: the server decides by --jobs-per-worker
+  const { model, batchConcurrentCalls, ...loadRest } = load;
   const concurrency = opts.concurrency as number;
+  const jobsPerWorker = opts.jobsPerWorker as number;
   const threads = loadRest.threads || threadsPerWorker(concurrency);
   const apiKey = (opts.apiKey as string | undefined) ?? process.env.WHISPER_TS_API_KEY ?? null;
   const reporter = createPullReporter(io.stderr);
@@ -78,8 +89,9 @@ async function runServe(opts: Record<string, unknown>, io: CliIo): Promise<numbe
       host: opts.host as string,
       port: opts.port as number,
       model,
-      load: { ...loadRest, threads },
+      load: { ...loadRest, threads, ...(batchGiven ? { batchConcurrentCalls } : {}) },
       concurrency,
+      jobsPerWorker,
       maxQueue: opts.maxQueue as number,
       maxStreams: opts.maxStreams as number,
       maxUploadMb: opts.maxUploadMb as number,
@@ -98,7 +110,8 @@ async function runServe(opts: Record<string, unknown>, io: CliIo): Promise<numbe
     return e.code === EXIT.partial ? EXIT.model : e.code;
   }
   io.stdout.write(
-    `whisper-ts serve: listening on ${server.url} (model ${server.served.id}, ${concurrency} worker(s) × ${threads} thread(s)` +
+    `whisper-ts serve: listening on ${server.url} (model ${server.served.id}, ${concurrency} worker(s) × ${threads} thread(s), ` +
+      `${jobsPerWorker} job(s) per worker${(batchGiven ? batchConcurrentCalls : jobsPerWorker > 1) ? ' in shared decoder batches' : ''}` +
       `${apiKey ? ', API key required' : ''})\n`,
   );
   // SIGINT arrives through io.signal (main.ts); SIGTERM (service managers, containers) stops the server the same way

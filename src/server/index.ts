@@ -21,8 +21,13 @@ export interface ServerOptions {
   model: string;
   /** Load options for every worker (dtype, device, threads per worker …). */
   load: Omit<LoadModelOptions, 'signal' | 'onDownload'>;
-  /** Worker threads, each with its own model sessions: jobs that run at once. */
+  /** Worker threads, each with its own model sessions. */
   concurrency: number;
+  /**
+   * Jobs one worker runs at once. Above 1, their greedy windows share the worker's decoder batches (the model is
+   * loaded with `batchConcurrentCalls` unless `load` says otherwise): more throughput on few cores.
+   */
+  jobsPerWorker: number;
   /** Jobs that may wait for a worker; one more gets 429 with Retry-After. */
   maxQueue: number;
   /** Live streams (WebSocket /v1/realtime) at once, all in one worker thread of their own; 0: no live endpoint. */
@@ -48,6 +53,7 @@ export const SERVER_DEFAULTS = Object.freeze({
   port: 8000,
   model: 'base',
   concurrency: 1,
+  jobsPerWorker: 4,
   maxQueue: 8,
   maxStreams: 4,
   maxUploadMb: 25,
@@ -74,7 +80,11 @@ export function threadsPerWorker(concurrency: number, cores = availableParalleli
 /** Starts the workers (each loads the model), then listens. Rejects with the engine's error if the model fails. */
 export async function startServer(options: Partial<ServerOptions> = {}): Promise<WhisperServer> {
   const o = { ...SERVER_DEFAULTS, load: {}, defaults: {}, ...options };
-  const load = { ...o.load, threads: o.load.threads || threadsPerWorker(o.concurrency) };
+  const load = {
+    ...o.load,
+    threads: o.load.threads || threadsPerWorker(o.concurrency),
+    batchConcurrentCalls: o.load.batchConcurrentCalls ?? o.jobsPerWorker > 1,
+  };
   const modelDir = await resolveModelSource(o.model, {
     ...(load.dtype ? { dtype: load.dtype } : {}),
     ...(o.onDownload ? { onProgress: o.onDownload } : {}),
@@ -89,6 +99,7 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
   const pool = await WorkerPool.start({
     worker: { modelDir, load, maxDurationS: o.maxDurationS },
     concurrency: o.concurrency,
+    jobsPerWorker: o.jobsPerWorker,
     maxQueue: o.maxQueue,
     onJobEnd: (end) => metrics.jobEnded(end),
   });

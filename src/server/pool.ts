@@ -1,8 +1,9 @@
 /**
- * Inference worker threads behind a bounded FIFO queue. Each worker loads the model once and runs one job at a time;
- * p-queue (concurrency = number of workers) keeps the order, the counts and removes a waiting job whose client went
- * away; the pool adds the bound (429 with Retry-After when the wait list is full), the worker bookkeeping and the
- * segment-by-segment results. A worker that dies fails its job with a 500 and is replaced.
+ * Inference worker threads behind a bounded FIFO queue. Each worker loads the model once and runs up to
+ * `jobsPerWorker` jobs at once (their greedy windows share decoder batches when the model is loaded with
+ * `batchConcurrentCalls`); p-queue (concurrency = workers × jobs per worker) keeps the order, the counts and removes a
+ * waiting job whose client went away; the pool adds the bound (429 with Retry-After when the wait list is full), the
+ * worker bookkeeping and the segment-by-segment results. A worker that dies fails its jobs with a 500 and is replaced.
  */
 import { Worker } from 'node:worker_threads';
 import PQueue from 'p-queue';
@@ -14,6 +15,8 @@ export interface PoolOptions {
   worker: WorkerConfig;
   /** Worker threads, each with its own model sessions. */
   concurrency: number;
+  /** Jobs one worker runs at once (default 1). */
+  jobsPerWorker?: number;
   /** Jobs that may wait for a worker; one more gets 429. */
   maxQueue: number;
   /** The worker script; default worker.js beside this module. */
@@ -55,7 +58,8 @@ interface ActiveJob {
 class Slot {
   worker!: Worker;
   ready!: Promise<ModelDescription>;
-  current: ActiveJob | undefined;
+  /** The jobs running on this worker, by id. */
+  readonly jobs = new Map<number, ActiveJob>();
   /** The worker has loaded its model and is alive. */
   loaded = false;
 
@@ -77,16 +81,18 @@ class Slot {
           this.loaded = true;
           resolve(message.model);
         } else if (message.type === 'fatal') reject(toError(message.error));
-        else if (this.current && message.id === this.current.id) this.current.handle(message);
+        else if ('id' in message) this.jobs.get(message.id)?.handle(message);
       });
       worker.once('error', (err) => reject(err));
       worker.once('exit', (code) => {
         reject(new Error(`the worker thread exited (code ${code}) before its model was loaded`));
         const wasLoaded = this.loaded;
         this.loaded = false;
-        const job = this.current;
-        this.current = undefined;
-        job?.fail(new HttpError(500, 'E_INTERNAL', `the inference worker died (exit code ${code}); the job was lost`));
+        const lost = [...this.jobs.values()];
+        this.jobs.clear();
+        for (const job of lost) {
+          job.fail(new HttpError(500, 'E_INTERNAL', `the inference worker died (exit code ${code}); the job was lost`));
+        }
         // only a worker that had loaded its model is replaced: a model that fails to load would fail again
         if (wasLoaded && this.respawn()) this.spawn();
       });
@@ -111,7 +117,7 @@ function toError(e: SerializedError): Error {
 
 export class WorkerPool {
   private readonly slots: Slot[];
-  private readonly idle: Slot[];
+  private readonly jobsPerWorker: number;
   private readonly queue: PQueue;
   private nextId = 1;
   /** Moving average of a job's processing time, for Retry-After. */
@@ -124,8 +130,8 @@ export class WorkerPool {
     private readonly closing: AbortController,
   ) {
     this.slots = slots;
-    this.idle = [...slots];
-    this.queue = new PQueue({ concurrency: slots.length });
+    this.jobsPerWorker = Math.max(1, options.jobsPerWorker ?? 1);
+    this.queue = new PQueue({ concurrency: slots.length * this.jobsPerWorker });
   }
 
   /** Starts the workers and waits until every one has loaded the model (a load failure rejects, with its code). */
@@ -169,9 +175,14 @@ export class WorkerPool {
     return this.slots.filter((s) => s.loaded).length;
   }
 
+  /** Jobs that run at once: workers × jobs per worker. */
+  get capacity(): number {
+    return this.slots.length * this.jobsPerWorker;
+  }
+
   /** Seconds a rejected client should wait before retrying: the expected time until a place frees up. */
   retryAfterS(): number {
-    return Math.max(1, Math.ceil((this.avgJobS * (this.waiting + 1)) / this.slots.length));
+    return Math.max(1, Math.ceil((this.avgJobS * (this.waiting + 1)) / this.capacity));
   }
 
   /**
@@ -182,12 +193,12 @@ export class WorkerPool {
     if (this.closed) {
       return Promise.reject(new HttpError(503, 'E_UNAVAILABLE', 'the server is shutting down', null, 5));
     }
-    if (this.queue.pending >= this.slots.length && this.queue.size >= this.options.maxQueue) {
+    if (this.queue.pending >= this.capacity && this.queue.size >= this.options.maxQueue) {
       return Promise.reject(
         new HttpError(
           429,
           'E_QUEUE_FULL',
-          `all ${this.slots.length} worker(s) are busy and ${this.queue.size} request(s) are waiting (--max-queue ${this.options.maxQueue}); retry later`,
+          `all ${this.capacity} job place(s) are busy and ${this.queue.size} request(s) are waiting (--max-queue ${this.options.maxQueue}); retry later`,
           null,
           this.retryAfterS(),
         ),
@@ -241,8 +252,16 @@ export class WorkerPool {
     cb: JobCallbacks,
     signal: AbortSignal,
   ): Promise<JobResult> {
-    const slot = this.idle.pop();
-    if (!slot) throw new HttpError(500, 'E_INTERNAL', 'no idle worker for a started job (pool bookkeeping)');
+    // the worker with the fewest jobs (p-queue starts a job only when there is room somewhere)
+    const slot = this.slots.reduce<Slot | undefined>(
+      (best, s) => (s.jobs.size < this.jobsPerWorker && (!best || s.jobs.size < best.jobs.size) ? s : best),
+      undefined,
+    );
+    if (!slot) throw new HttpError(500, 'E_INTERNAL', 'no worker with room for a started job (pool bookkeeping)');
+    const id = this.nextId++;
+    // the place is taken now, before any await, so that the next job started in this turn goes elsewhere
+    const placeholder: ActiveJob = { id, handle: () => undefined, fail: () => undefined };
+    slot.jobs.set(id, placeholder);
     const started = performance.now();
     let audioS = 0;
     try {
@@ -251,15 +270,14 @@ export class WorkerPool {
       });
       if (signal.aborted) throw new WhisperError('E_ABORTED', 'the request was cancelled before it started');
       const result = await new Promise<JobResult>((resolve, reject) => {
-        const id = this.nextId++;
         let info: TranscriptionInfo | undefined;
         const segments: Segment[] = [];
         const onAbort = (): void => slot.post({ type: 'abort', id });
         const settle = (): void => {
           signal.removeEventListener('abort', onAbort);
-          slot.current = undefined;
+          slot.jobs.delete(id);
         };
-        slot.current = {
+        slot.jobs.set(id, {
           id,
           handle: (m) => {
             try {
@@ -289,7 +307,7 @@ export class WorkerPool {
             settle();
             reject(err);
           },
-        };
+        });
         signal.addEventListener('abort', onAbort, { once: true });
         slot.post({ type: 'job', id, audio, options }, [audio.buffer as ArrayBuffer]);
       });
@@ -306,7 +324,7 @@ export class WorkerPool {
       });
       throw err;
     } finally {
-      this.idle.push(slot);
+      slot.jobs.delete(id);
     }
   }
 

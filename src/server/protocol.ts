@@ -1,6 +1,6 @@
 /**
- * The messages between the server's event loop and its inference worker threads. One job at a time per worker;
- * results flow back segment by segment.
+ * The messages between the server's event loop and its inference worker threads. A worker may run several jobs at
+ * once (the pool's jobsPerWorker); results flow back segment by segment, tagged with the job's id.
  */
 import type { LoadModelOptions, Segment, TranscriptionInfo } from '../index.js';
 

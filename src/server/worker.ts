@@ -1,7 +1,8 @@
 /**
- * An inference worker thread: loads the model once, then runs one job at a time off the server's event loop —
- * decode the upload, check the duration limit, transcribe, post each segment as it is decoded. An `abort` message
- * cancels the running job through its AbortSignal.
+ * An inference worker thread: loads the model once, then runs the jobs the pool sends off the server's event loop
+ * (several at once when the pool allows: their windows meet in the model's decoder batches) — decode the upload,
+ * check the duration limit, transcribe, post each segment as it is decoded. An `abort` message cancels that job
+ * through its AbortSignal.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { decodeAudio, isWhisperError, loadModel, type Whisper } from '../index.js';
@@ -26,11 +27,12 @@ function serialize(err: unknown): SerializedError {
   return { code: 'E_INFERENCE', message: err instanceof Error ? err.message : String(err) };
 }
 
-let running: { id: number; controller: AbortController } | undefined;
+/** The jobs running now, by id. */
+const running = new Map<number, AbortController>();
 
 async function runJob(whisper: Whisper, id: number, bytes: Uint8Array, options: Record<string, unknown>): Promise<void> {
   const controller = new AbortController();
-  running = { id, controller };
+  running.set(id, controller);
   const { signal } = controller;
   try {
     const samples = await decodeAudio(bytes, { signal });
@@ -47,7 +49,7 @@ async function runJob(whisper: Whisper, id: number, bytes: Uint8Array, options: 
   } catch (err) {
     post({ type: 'error', id, error: serialize(err) });
   } finally {
-    running = undefined;
+    running.delete(id);
   }
 }
 
@@ -61,7 +63,7 @@ async function main(): Promise<void> {
   }
   port.on('message', (message: ToWorker) => {
     if (message.type === 'abort') {
-      if (running?.id === message.id) running.controller.abort(new Error('the client went away'));
+      running.get(message.id)?.abort(new Error('the client went away'));
       return;
     }
     void runJob(whisper, message.id, message.audio, message.options);
