@@ -357,6 +357,7 @@ export interface OperatorSetIdProto {
 
 export interface ModelProto {
   ir_version?: Int64;
+  producer_name?: string;
   opset_import: OperatorSetIdProto[];
   graph?: GraphProto;
 }

@@ -4,7 +4,6 @@ import { dirname, join } from 'node:path';
 import { WhisperError, throwIfAborted } from '../errors.js';
 import { createSession, ort } from '../runtime/session.js';
 import { VAD_WINDOW_SAMPLES, resolveVadOptions, type VadOptions } from './options.js';
-import { ProtoError } from './proto.js';
 import {
   SEQUENCE_C,
   SEQUENCE_CN,
@@ -12,6 +11,7 @@ import {
   SEQUENCE_HN,
   SEQUENCE_INPUT,
   SEQUENCE_PROB,
+  SileroGraphError,
   buildSequenceModel,
 } from './silero-graph.js';
 import { speechSpansFromProbabilities, type SpeechSpan } from './timestamps.js';
@@ -301,7 +301,7 @@ export async function loadVad(options: LoadVadOptions = {}): Promise<VadModel> {
     try {
       rewritten = buildSequenceModel(bytes).bytes;
     } catch (err) {
-      if (!(err instanceof ProtoError)) throw err;
+      if (!(err instanceof SileroGraphError)) throw err;
       // not the structure we know (another export of Silero): run the file as it is, window by window
     }
     if (rewritten !== undefined) {
