@@ -4,7 +4,10 @@
 // each, their ratio, peak RSS and WER (scored with ../shared/tools/score/score.py when the venv is there).
 //
 //   npm run build && node bench/longform.mjs [--model ../shared/models/whisper-base] [--threads 2] [--runs 1]
-//                                            [--only whisper-ts|transformers.js] [--beam 5]
+//                                            [--only whisper-ts|transformers.js] [--beam 5] [--dtype q8|fp32|…]
+//
+// --dtype (default q8) picks the same weights variant for both runtimes (fp32 needs a folder that has it, e.g. one
+// made with ../shared/tools/convert/export_onnx.py).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +26,7 @@ const threads = Number(arg('threads', '2'));
 const runs = Number(arg('runs', '1'));
 const only = arg('only', '');
 const extra = JSON.parse(arg('options', '{}'));
+const dtype = arg('dtype', 'q8');
 const audio = join(SHARED, 'eval', 'longform_en', 'librispeech_test_other_3ch_concat.flac');
 
 function child(kind) {
@@ -32,6 +36,7 @@ function child(kind) {
     const model = ${JSON.stringify(model)};
     const audioPath = ${JSON.stringify(audio)};
     const threads = ${threads};
+    const dtype = ${JSON.stringify(dtype)};
     const extra = ${JSON.stringify(extra)};
     const { decodeAudio, loadModel } = await import(${JSON.stringify(join(ROOT, 'dist', 'index.js'))});
     const samples = await decodeAudio(audioPath);
@@ -40,7 +45,7 @@ function child(kind) {
     let loadMs = 0;
     let runMs = 0;
     if (kind === 'whisper-ts') {
-      const w = await loadModel(model, { threads });
+      const w = await loadModel(model, { threads, dtype });
       loadMs = performance.now() - t0;
       t0 = performance.now();
       const r = await w.transcribeAll(samples, { language: 'en', ...extra });
@@ -51,7 +56,7 @@ function child(kind) {
       env.allowRemoteModels = false;
       env.localModelPath = ${JSON.stringify(dirname(model))} + '/';
       const asr = await pipeline('automatic-speech-recognition', ${JSON.stringify(basename(model))}, {
-        dtype: 'q8', device: 'cpu', session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
+        dtype, device: 'cpu', session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
       });
       loadMs = performance.now() - t0;
       t0 = performance.now();
@@ -83,7 +88,7 @@ for (const kind of kinds) {
   const best = rs.reduce((a, b) => (b.runMs < a.runMs ? b : a));
   results[kind] = { ...best, rtf: best.seconds / (best.runMs / 1000), wer: wer(best.text), runsMs: rs.map((r) => Math.round(r.runMs)) };
 }
-console.log(`longform_en (${results[kinds[0]].seconds.toFixed(1)} s), model ${basename(model)}, ${threads} threads, best of ${runs}`);
+console.log(`longform_en (${results[kinds[0]].seconds.toFixed(1)} s), model ${basename(model)} ${dtype}, ${threads} threads, best of ${runs}`);
 console.log('runtime          | real-time × | transcribe s | load s | peak RSS MB | WER');
 for (const [k, r] of Object.entries(results)) {
   console.log(
