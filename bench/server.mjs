@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Throughput of `whisper-ts serve` for 1, 2, 4 and 8 concurrent 1-minute transcriptions, per worker layout.
 //
-//   npm run build && node bench/server.mjs [--model DIR] [--layouts 1x2x1,1x2x8] [--levels 1,2,4,8] [--seconds 60]
+//   npm run build && node bench/server.mjs [--model DIR] [--layouts 1x2x1,2x1x1,2x1x4] [--levels 1,2,4,8] [--seconds 60]
 //
 // A layout WxTxJ is W worker threads with T ONNX Runtime threads each, running up to J jobs at once per worker (J > 1:
 // their greedy windows share decoder batches, --jobs-per-worker). Each concurrent request sends a different
@@ -23,7 +23,7 @@ const SHARED = process.env.WHISPER_TS_SHARED ?? resolve(ROOT, '../shared');
 const { values: args } = parseArgs({
   options: {
     model: { type: 'string', default: join(SHARED, 'models', 'whisper-tiny.en') },
-    layouts: { type: 'string', default: '1x2x1,2x1x1,1x2x8' },
+    layouts: { type: 'string', default: '1x2x1,2x1x1,2x1x4' },
     levels: { type: 'string', default: '1,2,4,8' },
     seconds: { type: 'string', default: '60' },
     source: { type: 'string', default: join(SHARED, 'eval', 'longform_en', 'librispeech_test_other_3ch_concat.flac') },

@@ -32,7 +32,7 @@ export function serveCommand(io: CliIo): Command {
     .description('serve the OpenAI audio API (/v1/audio/transcriptions, /translations), metrics and a web page')
     .option('--host <host>', 'address to listen on', SERVER_DEFAULTS.host)
     .option('--port <port>', 'port to listen on (0: any free port)', integer(0), SERVER_DEFAULTS.port)
-    .option('--concurrency <n>', 'inference worker threads', integer(1), SERVER_DEFAULTS.concurrency)
+    .option('--concurrency <n>', 'inference worker threads, each with its own copy of the model', integer(1), SERVER_DEFAULTS.concurrency)
     .option(
       '--jobs-per-worker <n>',
       'jobs each worker runs at once; above 1 their greedy windows share decoder batches (--batch-concurrent-calls, on unless given)',
