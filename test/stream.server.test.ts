@@ -8,61 +8,18 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAMPLE_RATE, decodeAudio } from '../src/audio/index.js';
 import { loadModel } from '../src/index.js';
-import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
+import type { StreamFinalEvent } from '../src/types.js';
 import { BASE_TS, JFK, ROOT, TINY_EN } from './helpers/paths.js';
 import { LONGFORM, latency, longformSlice, referenceWords, wer, type ClockedEvent } from './helpers/stream.js';
 import { metric, startServerProcess, waitFor, type ServerProcess } from './server-helpers.js';
+import { connect, pcm16, sendAudio, type Message } from './helpers/realtime.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts');
-
-type Message = (StreamEvent | { type: 'ready' | 'done' | 'error'; code?: string; stats?: { received: number } }) & {
-  at: number;
-};
-
-interface Session {
-  ws: WebSocket;
-  messages: Message[];
-  closed: Promise<{ code: number; reason: string }>;
-  opened: Promise<void>;
-}
-
-/** A WebSocket to /v1/realtime; each message gets `at`, the performance.now() of its arrival in seconds. */
-function connect(url: string): Session {
-  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/realtime');
-  const messages: Message[] = [];
-  ws.on('message', (d: Buffer) => messages.push({ ...(JSON.parse(d.toString()) as Message), at: performance.now() / 1000 }));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-    ws.on('close', (code: number, reason: Buffer) => resolve({ code, reason: reason.toString() })),
-  );
-  const opened = new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  return { ws, messages, closed, opened };
-}
-
-function pcm16(samples: Float32Array): Buffer {
-  const out = Buffer.alloc(samples.length * 2);
-  for (let i = 0; i < samples.length; i++) out.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768))), i * 2);
-  return out;
-}
-
-/** Sends audio in 100-ms frames: at real speed from `started` (each frame once its end time has passed), or at once. */
-async function sendAudio(s: Session, audio: Float32Array, realtime: boolean, started = performance.now()): Promise<void> {
-  const step = SAMPLE_RATE / 10;
-  for (let i = 0; i < audio.length; i += step) {
-    if (realtime) {
-      const wait = started + ((i + step) / SAMPLE_RATE) * 1000 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    }
-    s.ws.send(pcm16(audio.subarray(i, i + step)));
-  }
-}
 
 const finalsOf = (messages: Message[]): StreamFinalEvent[] =>
   messages.filter((m): m is StreamFinalEvent & { at: number } => m.type === 'final');

@@ -21,14 +21,7 @@ import {
 } from '../src/vad/index.js';
 import { join } from 'node:path';
 import { BASE_TS, EVAL, JFK, TINY_EN } from './helpers/paths.js';
-import {
-  LONGFORM,
-  latency,
-  longformSlice,
-  referenceWords,
-  wer,
-  type ClockedEvent,
-} from './helpers/stream.js';
+import { LONGFORM, type ClockedEvent } from './helpers/stream.js';
 
 const plain = (text: string): string => text.toLowerCase().replace(/[^a-z' ]/g, '').replace(/ +/g, ' ');
 const w = (word: string, start = 0, end = 0): TimedWord => ({ word, start, end, probability: 1 });
@@ -193,62 +186,7 @@ function checkFinals(events: readonly StreamEvent[]): StreamFinalEvent[] {
   return finals;
 }
 
-describe('live transcription of longform_en with whisper-tiny.en', () => {
-  let whisper: Whisper;
-  let longform: Float32Array;
-  beforeAll(async () => {
-    whisper = await loadModel(TINY_EN, { threads: 2 });
-    longform = await decodeAudio(LONGFORM);
-  });
-  afterAll(async () => whisper.dispose());
-
-  // 5 pieces (about 35 s) keep CI within its time budget; bench/stream-soak.mjs runs long streams
-  it('35 s (5 pieces) in 0.1-s chunks: the finals reach the sequential WER, never change, and the buffer stays bounded', async () => {
-    const slice = longformSlice(0, 4);
-    const audio = longform.subarray(Math.round(slice.from * SAMPLE_RATE), Math.round(slice.to * SAMPLE_RATE));
-    const reference = slice.pieces.map((p) => p.text).join(' ');
-
-    const stream = await createStream(whisper, { language: 'en' });
-    const started = performance.now();
-    const events = await play(stream, audio);
-    const seconds = (performance.now() - started) / 1000;
-    const finals = checkFinals(events);
-    const text = finals.map((f) => f.text).join('');
-    expect(stream.closed).toBe(true);
-    expect(events[0]).toMatchObject({ type: 'language', language: 'en', probability: 1 });
-    // a partial never holds text that is already final: after each final, the next partial starts after it
-    for (let i = 0; i < events.length - 1; i++) {
-      const e = events[i] as StreamEvent;
-      const next = events.slice(i + 1).find((x) => x.type === 'partial');
-      if (e.type === 'final' && next?.type === 'partial' && next.words.length > 0) {
-        expect(next.start).toBeGreaterThanOrEqual(e.end);
-      }
-    }
-
-    const sequential = await whisper.transcribeAll(audio, { language: 'en' });
-    const streamWer = wer(reference, text);
-    const sequentialWer = wer(reference, sequential.text);
-
-    const aligner = await loadModel(BASE_TS, { threads: 2 });
-    const ref = await referenceWords(aligner.model, audio, slice.pieces);
-    await aligner.dispose();
-    const lat = latency(events, ref);
-    const stats = stream.stats;
-    console.log(
-      `stream tiny.en ${audio.length / SAMPLE_RATE} s: WER ${(streamWer * 100).toFixed(2)} % (sequential ${(sequentialWer * 100).toFixed(2)} %), ` +
-        `${finals.length} finals, ${stats.steps} steps (${(stats.stepSeconds / stats.steps).toFixed(3)} s each), ${seconds.toFixed(1)} s wall; ` +
-        `word end → final: median ${lat.finalMedian.toFixed(2)} s (p90 ${lat.finalP90.toFixed(2)} s, audio waited ${lat.finalPolicyMedian.toFixed(2)} s), ` +
-        `→ first partial: median ${lat.partialMedian.toFixed(2)} s; ${lat.matched}/${ref.length} words matched; peak buffer ${stats.peakBufferSeconds.toFixed(1)} s`,
-    );
-    console.log(`stream text: ${text}`);
-    expect(streamWer).toBeLessThanOrEqual(sequentialWer + 0.03);
-    expect(lat.matched).toBeGreaterThan(ref.length * 0.8);
-    // bounded however long the stream: the audio buffer (cut at committed sentence ends) and the prompt
-    expect(stats.peakBufferSeconds).toBeLessThanOrEqual(STREAM_DEFAULTS.bufferTrimSeconds + 10);
-    expect(stats.promptTokens).toBeLessThanOrEqual(224);
-    expect(stats.bufferSeconds).toBe(0);
-  }, 900_000);
-});
+// the whole of longform_en at real speed through the library, the CLI and the WebSocket: stream.longform.test.ts
 
 describe('a stream the VAD never calls paused', () => {
   it('is cut at committed sentence ends and stays within its bounds (threshold 0: every window is speech)', async () => {

@@ -156,14 +156,14 @@ export function latency(events: readonly ClockedEvent[], ref: readonly RefWord[]
   );
   const delays = pairs.map(([h, r]) => (hypWords[h] as { at: number }).at - (ref[r] as RefWord).end);
   const policy = pairs.map(([h, r]) => (hypWords[h] as { audioEnd: number }).audioEnd - (ref[r] as RefWord).end);
+  // the words of every partial and final, compared once (a whole-file stream has thousands of events)
+  const seen = events
+    .filter((ev) => ev.type === 'partial' || ev.type === 'final')
+    .map((ev) => ({ at: ev.at, words: (ev as StreamFinalEvent).words.map((w) => ({ key: comparable(w.word), end: w.end })) }));
   const firstSeen: number[] = [];
   for (const r of ref) {
     const key = comparable(r.word);
-    const e = events.find(
-      (ev) =>
-        (ev.type === 'partial' || ev.type === 'final') &&
-        ev.words.some((w) => comparable(w.word) === key && Math.abs(w.end - r.end) < 1.5),
-    );
+    const e = seen.find((ev) => ev.words.some((w) => w.key === key && Math.abs(w.end - r.end) < 1.5));
     if (e !== undefined) firstSeen.push(e.at - r.end);
   }
   const sorted = [...delays].sort((a, b) => a - b);

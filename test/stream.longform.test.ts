@@ -1,0 +1,152 @@
+/**
+ * The whole of longform_en (4.85 min) played at real speed through the three live paths at once — the library's
+ * stream, `whisper-ts live --input --realtime` and the server's WebSocket /v1/realtime — with whisper-tiny.en. Each
+ * path's finals must never change, keep their times in order, and reach the sequential long-form WER of the same model
+ * plus a margin; the delay from a word's end in the audio to its final is measured and printed (three streams share
+ * two cores here, so it is higher than one stream's: bench figures are in the README). Needs the build and ffmpeg.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SAMPLE_RATE, decodeAudio } from '../src/audio/index.js';
+import { STREAM_DEFAULTS, createStream, loadModel, type Whisper } from '../src/index.js';
+import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
+import { BASE_TS, ROOT, TINY_EN } from './helpers/paths.js';
+import { connect, sendAudio } from './helpers/realtime.js';
+import { LONGFORM, latency, longformPieces, referenceWords, wer, type ClockedEvent } from './helpers/stream.js';
+import { startServerProcess, type ServerProcess } from './server-helpers.js';
+
+const run = promisify(execFile);
+
+/** Finals in id order, each one's text its words, word times never going back across finals. */
+function checkFinals(finals: readonly StreamFinalEvent[], path: string): string {
+  finals.forEach((f, i) => {
+    expect(f.id, path).toBe(i);
+    expect(f.text, path).toBe(f.words.map((x) => x.word).join(''));
+  });
+  const words = finals.flatMap((f) => f.words);
+  for (let i = 1; i < words.length; i++) expect(words[i]!.start, path).toBeGreaterThanOrEqual(words[i - 1]!.end);
+  return finals.map((f) => f.text).join('');
+}
+
+/** The library path: 100-ms pushes at real speed (each when its audio has been "heard"), decoding in the background. */
+async function playLibrary(whisper: Whisper, audio: Float32Array): Promise<{ events: ClockedEvent[]; stats: { peak: number; prompt: number; left: number } }> {
+  const stream = await createStream(whisper, { language: 'en' });
+  const events: ClockedEvent[] = [];
+  const started = performance.now();
+  stream.on((e) => events.push({ ...e, at: (performance.now() - started) / 1000 }));
+  const step = SAMPLE_RATE / 10;
+  for (let i = 0; i < audio.length; i += step) {
+    const wait = started + ((i + step) / SAMPLE_RATE) * 1000 - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    stream.push(audio.subarray(i, i + step));
+  }
+  await stream.end();
+  const s = stream.stats;
+  return { events, stats: { peak: s.peakBufferSeconds, prompt: s.promptTokens, left: s.bufferSeconds } };
+}
+
+/** The CLI path: `whisper-ts live --input wav --realtime --json`; an event's time is its `wall` field. */
+function playCli(wav: string): Promise<ClockedEvent[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'bin', 'whisper-ts.js'), 'live', '--input', wav, '--realtime', '--json', '--model', TINY_EN, '--threads', '2', '--language', 'en'],
+      { env: { ...process.env, HF_HUB_OFFLINE: '1' } },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`whisper-ts live exited with ${code}: ${err}`));
+      resolve(
+        out
+          .split('\n')
+          .filter((l) => l.trim())
+          .map((l) => JSON.parse(l) as StreamEvent & { wall: number })
+          .map((e) => ({ ...e, at: e.wall }) as ClockedEvent),
+      );
+    });
+  });
+}
+
+/** The WebSocket path; message times counted from the first audio frame. */
+async function playWebSocket(url: string, audio: Float32Array): Promise<ClockedEvent[]> {
+  const s = connect(url);
+  await s.opened;
+  s.ws.send(JSON.stringify({ type: 'start', options: { language: 'en' }, format: 'pcm16', sample_rate: 16000 }));
+  const started = performance.now();
+  await sendAudio(s, audio, true, started);
+  s.ws.send(JSON.stringify({ type: 'end' }));
+  expect(await s.closed).toEqual({ code: 1000, reason: 'done' });
+  return s.messages
+    .filter((m) => m.type === 'partial' || m.type === 'final' || m.type === 'language')
+    .map((m) => ({ ...m, at: m.at - started / 1000 }) as ClockedEvent);
+}
+
+describe('longform_en whole, at real speed, through the library, the CLI and the WebSocket at once (whisper-tiny.en)', () => {
+  let whisper: Whisper;
+  let server: ServerProcess;
+  let audio: Float32Array;
+  let wav: string;
+  beforeAll(async () => {
+    whisper = await loadModel(TINY_EN, { threads: 2 });
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--max-streams', '1', '--threads', '2']);
+    audio = await decodeAudio(LONGFORM);
+    wav = join(mkdtempSync(join(tmpdir(), 'wts-live-long-')), 'longform.wav');
+    await run('ffmpeg', ['-v', 'error', '-i', LONGFORM, '-ac', '1', '-ar', '16000', wav]);
+  });
+  afterAll(async () => {
+    await whisper?.dispose();
+    expect(await server?.stop()).toBe(0);
+  });
+
+  it('finals never change, stay in order, reach the sequential WER + 5 points on every path; delays printed', async () => {
+    const [lib, cli, ws] = await Promise.all([playLibrary(whisper, audio), playCli(wav), playWebSocket(server.url, audio)]);
+
+    const pieces = longformPieces();
+    const reference = pieces.map((p) => p.text).join(' ');
+    const sequential = await whisper.transcribeAll(audio, { language: 'en' });
+    const sequentialWer = wer(reference, sequential.text);
+    const aligner = await loadModel(BASE_TS, { threads: 2 });
+    const ref = await referenceWords(aligner.model, audio, pieces);
+    await aligner.dispose();
+
+    const lines: string[] = [`sequential tiny.en long-form WER ${(sequentialWer * 100).toFixed(2)} %`];
+    for (const [path, events] of [
+      ['library', lib.events],
+      ['CLI', cli],
+      ['WebSocket', ws],
+    ] as const) {
+      const finals = events.filter((e): e is StreamFinalEvent & { at: number } => e.type === 'final');
+      const text = checkFinals(finals, path);
+      // an event can only come after the audio it was decided on was heard
+      for (const e of events) if (e.type === 'final' || e.type === 'partial') expect(e.at, path).toBeGreaterThanOrEqual(e.audioEnd - 0.05);
+      const streamWer = wer(reference, text);
+      const lat = latency(events, ref);
+      lines.push(
+        `${path}: WER ${(streamWer * 100).toFixed(2)} %, ${finals.length} finals; word end → final: median ${lat.finalMedian.toFixed(2)} s ` +
+          `(p90 ${lat.finalP90.toFixed(2)} s, audio waited ${lat.finalPolicyMedian.toFixed(2)} s), → first partial: median ` +
+          `${lat.partialMedian.toFixed(2)} s; ${lat.matched}/${ref.length} words matched`,
+      );
+      expect(streamWer, path).toBeLessThanOrEqual(sequentialWer + 0.05);
+      expect(lat.matched, path).toBeGreaterThan(ref.length * 0.8);
+    }
+    console.log(lines.join('\n'));
+    // a partial never holds text that is already final: after each final, the next partial starts after it
+    const libEvents = lib.events;
+    for (let i = 0; i < libEvents.length - 1; i++) {
+      const e = libEvents[i] as ClockedEvent;
+      const next = libEvents.slice(i + 1).find((x) => x.type === 'partial');
+      if (e.type === 'final' && next?.type === 'partial' && next.words.length > 0) expect(next.start).toBeGreaterThanOrEqual(e.end);
+    }
+    // bounded however long the stream: the audio buffer (cut at committed sentence ends) and the prompt
+    expect(lib.stats.peak).toBeLessThanOrEqual(STREAM_DEFAULTS.bufferTrimSeconds + 10);
+    expect(lib.stats.prompt).toBeLessThanOrEqual(224);
+    expect(lib.stats.left).toBe(0);
+  }, 900_000);
+});
