@@ -1,8 +1,8 @@
 /**
  * The whole of longform_en (4.85 min) played at real speed through the three live paths at once — the library's
  * stream, `whisper-ts live --input --realtime` and the server's WebSocket /v1/realtime — with whisper-tiny.en. Each
- * path's finals must never change, keep their times in order, and reach the sequential long-form WER of the same model
- * plus a margin; the delay from a word's end in the audio to its final is measured and printed (three streams share
+ * path's finals must never change, keep their times in order, and reach the model's sequential long-form WER (its
+ * README) plus a margin; the delay from a word's end in the audio to its final is measured and printed (three streams share
  * two cores here, so it is higher than one stream's: bench figures are in the README). Needs the build and ffmpeg.
  */
 import { execFile, spawn } from 'node:child_process';
@@ -20,6 +20,13 @@ import { LONGFORM, latency, longformPieces, referenceWords, wer, type ClockedEve
 import { startServerProcess, type ServerProcess } from './server-helpers.js';
 
 const run = promisify(execFile);
+
+/**
+ * The whole-file bound for whisper-tiny.en: its sequential long-form WER in ../shared/models/whisper-tiny.en/README.md
+ * (18.35 %) plus 3.5 points. (whisper-ts's own seek loop with conditioning scores 25.19 % on this file with tiny.en,
+ * which repeats itself in two windows; the live paths score 17–19 %.)
+ */
+const TINY_EN_LONGFORM_BOUND = 0.2185;
 
 /** Finals in id order, each one's text its words, word times never going back across finals. */
 function checkFinals(finals: readonly StreamFinalEvent[], path: string): string {
@@ -63,13 +70,13 @@ function playCli(wav: string): Promise<ClockedEvent[]> {
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (code) => {
       if (code !== 0) return reject(new Error(`whisper-ts live exited with ${code}: ${err}`));
-      resolve(
-        out
-          .split('\n')
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l) as StreamEvent & { wall: number })
-          .map((e) => ({ ...e, at: e.wall }) as ClockedEvent),
-      );
+      const events = out
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as StreamEvent & { wall: number })
+        .map((e) => ({ ...e, at: e.wall }) as ClockedEvent);
+      expect(events[0]).toMatchObject({ type: 'language', language: 'en' });
+      resolve(events);
     });
   });
 }
@@ -83,6 +90,11 @@ async function playWebSocket(url: string, audio: Float32Array): Promise<ClockedE
   await sendAudio(s, audio, true, started);
   s.ws.send(JSON.stringify({ type: 'end' }));
   expect(await s.closed).toEqual({ code: 1000, reason: 'done' });
+  const types = s.messages.map((m) => m.type);
+  expect(types[0]).toBe('ready');
+  expect(types[1]).toBe('language');
+  expect(types[types.length - 1]).toBe('done');
+  expect(types).toContain('partial');
   return s.messages
     .filter((m) => m.type === 'partial' || m.type === 'final' || m.type === 'language')
     .map((m) => ({ ...m, at: m.at - started / 1000 }) as ClockedEvent);
@@ -105,7 +117,7 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
     expect(await server?.stop()).toBe(0);
   });
 
-  it('finals never change, stay in order, reach the sequential WER + 5 points on every path; delays printed', async () => {
+  it('finals never change, stay in order, reach the long-form WER bound on every path; delays printed', async () => {
     // WTS_STREAM_PATHS=cli (or library, websocket, comma-separated) plays only those: one stream alone on the box
     // gives the latency of one stream (three at once share two cores)
     const only = (process.env.WTS_STREAM_PATHS ?? 'library,cli,websocket').split(',');
@@ -118,13 +130,11 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
 
     const pieces = longformPieces();
     const reference = pieces.map((p) => p.text).join(' ');
-    const sequential = await whisper.transcribeAll(audio, { language: 'en' });
-    const sequentialWer = wer(reference, sequential.text);
     const aligner = await loadModel(BASE_TS, { threads: 2 });
     const ref = await referenceWords(aligner.model, audio, pieces);
     await aligner.dispose();
 
-    const lines: string[] = [`sequential tiny.en long-form WER ${(sequentialWer * 100).toFixed(2)} %`];
+    const lines: string[] = [];
     for (const [path, events] of [
       ['library', lib.events],
       ['CLI', cli],
@@ -142,7 +152,7 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
           `(p90 ${lat.finalP90.toFixed(2)} s, audio waited ${lat.finalPolicyMedian.toFixed(2)} s), → first partial: median ` +
           `${lat.partialMedian.toFixed(2)} s; ${lat.matched}/${ref.length} words matched`,
       );
-      expect(streamWer, path).toBeLessThanOrEqual(sequentialWer + 0.05);
+      expect(streamWer, path).toBeLessThanOrEqual(TINY_EN_LONGFORM_BOUND);
       expect(lat.matched, path).toBeGreaterThan(ref.length * 0.8);
     }
     console.log(lines.join('\n'));

@@ -10,6 +10,7 @@ import type { WhisperModel } from '../model/whisper-model.js';
 import type { ResolvedTranscribeOptions } from '../options.js';
 import { ort } from '../runtime/session.js';
 import { decodeWithFallback } from '../transcribe/fallback.js';
+import { tableDecodingOptions } from '../transcribe/window-options.js';
 import type { TimedWord } from './agreement.js';
 
 export interface StepRequest {
@@ -124,23 +125,14 @@ export async function decodeStep(
       model,
       hidden,
       {
+        ...tableDecodingOptions(o),
+        // the live transcriber places words by the timestamp tokens
+        withoutTimestamps: false,
         language,
-        task: o.task,
         prompt: req.prompt,
         prefix: prefixTokens,
         hotwords,
-        withoutTimestamps: false,
         temperature,
-        bestOf: o.bestOf,
-        beamSize: o.beamSize,
-        patience: o.patience,
-        lengthPenalty: o.lengthPenalty,
-        repetitionPenalty: o.repetitionPenalty,
-        noRepeatNgramSize: o.noRepeatNgramSize,
-        suppressTokens: o.suppressTokens,
-        suppressBlank: o.suppressBlank,
-        maxInitialTimestamp: o.maxInitialTimestamp,
-        maxNewTokens: o.maxNewTokens,
         seed: req.seed,
         signal: req.signal,
       },

@@ -18,6 +18,7 @@ import {
   type VadModel,
 } from '../vad/index.js';
 import { decodeWithFallback } from './fallback.js';
+import { tableDecodingOptions } from './window-options.js';
 import { convertSegmentScript, zhScriptConverter, type ScriptConverter } from './zh-script.js';
 import type { CallContext, Transcription } from './sequential.js';
 
@@ -243,24 +244,19 @@ export class BatchRunner<T> {
     const initial = o.initialPrompt !== null ? tk.encode(' ' + o.initialPrompt.trim()) : [];
     const half = Math.floor(model.config.nTextCtx / 2) - 1;
     // openai/whisper transcribe.py: each window is prompted with the text since the last reset (carry_initial_prompt:
-    // the initial prompt, then the latest text that fits); the rows of one batch need prompts of one length, so every
-    // row keeps the last L tokens of its own text (L: the shortest)
+    // the initial prompt, then the latest text that fits). A decoder with padding inputs takes rows of different
+    // prompt lengths (left-padded); otherwise every row keeps the last L tokens of its own text (L: the shortest)
     const contexts = chunks.map((c) => (c.after ? (this.#context.get(c.after) ?? []) : []));
     const carried = o.carryInitialPrompt ? initial.slice(0, half) : [];
     const own = contexts.map((c) => (c.length === 0 && !o.carryInitialPrompt ? initial : c));
-    const keep = Math.max(0, Math.min(half - carried.length, ...own.map((c) => c.length)));
+    const keep = model.paddingInputs
+      ? half - carried.length
+      : Math.max(0, Math.min(half - carried.length, ...own.map((c) => c.length)));
     const prompts = own.map((c) => [...carried, ...(keep > 0 ? c.slice(-keep) : [])]);
     const common = {
-      task: o.task,
+      ...tableDecodingOptions(o),
       prefix: [] as number[],
       hotwords: o.hotwords !== null ? tk.encode(' ' + o.hotwords.trim()) : [],
-      withoutTimestamps: o.withoutTimestamps,
-      repetitionPenalty: o.repetitionPenalty,
-      noRepeatNgramSize: o.noRepeatNgramSize,
-      suppressTokens: o.suppressTokens,
-      suppressBlank: o.suppressBlank,
-      maxInitialTimestamp: o.maxInitialTimestamp,
-      maxNewTokens: o.maxNewTokens,
       signal,
     };
     const rowHidden = (i: number): ort.Tensor => selectRows(hidden, [i], chunks.length, ort);
@@ -276,7 +272,6 @@ export class BatchRunner<T> {
           prompt: prompts[i] as number[],
           language: languages[i] ?? null,
           temperature,
-          bestOf: o.bestOf,
           seed: o.seed + i,
           extraFilters: guards[i],
         },

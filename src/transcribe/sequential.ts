@@ -9,6 +9,7 @@ import { ort } from '../runtime/session.js';
 import { toLanguageCode } from '../tokenizer/index.js';
 import type { Segment, TranscriptionInfo } from '../types.js';
 import { decodeWithFallback } from './fallback.js';
+import { tableDecodingOptions } from './window-options.js';
 import { getEnd, skipHallucinations } from './hallucination.js';
 import { convertSegmentScript, zhScriptConverter } from './zh-script.js';
 
@@ -156,23 +157,12 @@ export async function transcribeSequential(
         decodeOne(
           hidden,
           {
+            ...tableDecodingOptions(o),
             language,
-            task: o.task,
             prompt,
             prefix: windowPrefix,
             hotwords,
-            withoutTimestamps: o.withoutTimestamps,
             temperature,
-            bestOf: o.bestOf,
-            beamSize: o.beamSize,
-            patience: o.patience,
-            lengthPenalty: o.lengthPenalty,
-            repetitionPenalty: o.repetitionPenalty,
-            noRepeatNgramSize: o.noRepeatNgramSize,
-            suppressTokens: o.suppressTokens,
-            suppressBlank: o.suppressBlank,
-            maxInitialTimestamp: o.maxInitialTimestamp,
-            maxNewTokens: o.maxNewTokens,
             seed: o.seed + seek,
             signal: ctx.signal,
           },
