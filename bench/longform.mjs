@@ -5,6 +5,7 @@
 //
 //   npm run build && node bench/longform.mjs [--model ../shared/models/whisper-base] [--threads 2] [--runs 1]
 //                                            [--only whisper-ts|transformers.js] [--beam 5] [--dtype q8|fp32|…]
+//                                            [--options '{call options}'] [--load '{"activations":"int8"}']
 //
 // --dtype (default q8) picks the same weights variant for both runtimes (fp32 needs a folder that has it, e.g. one
 // made with ../shared/tools/convert/export_onnx.py).
@@ -26,6 +27,7 @@ const threads = Number(arg('threads', '2'));
 const runs = Number(arg('runs', '1'));
 const only = arg('only', '');
 const extra = JSON.parse(arg('options', '{}'));
+const load = JSON.parse(arg('load', '{}')); // whisper-ts load options, e.g. '{"activations":"int8"}'
 const dtype = arg('dtype', 'q8');
 const audio = join(SHARED, 'eval', 'longform_en', 'librispeech_test_other_3ch_concat.flac');
 
@@ -38,6 +40,7 @@ function child(kind) {
     const threads = ${threads};
     const dtype = ${JSON.stringify(dtype)};
     const extra = ${JSON.stringify(extra)};
+    const load = ${JSON.stringify(load)};
     const { decodeAudio, loadModel } = await import(${JSON.stringify(join(ROOT, 'dist', 'index.js'))});
     const samples = await decodeAudio(audioPath);
     let t0 = performance.now();
@@ -45,7 +48,7 @@ function child(kind) {
     let loadMs = 0;
     let runMs = 0;
     if (kind === 'whisper-ts') {
-      const w = await loadModel(model, { threads, dtype });
+      const w = await loadModel(model, { threads, dtype, ...load });
       loadMs = performance.now() - t0;
       t0 = performance.now();
       const r = await w.transcribeAll(samples, { language: 'en', ...extra });

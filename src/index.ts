@@ -5,7 +5,7 @@ import { resolveModelSource, type PullProgressEvent } from './hub/index.js';
 import { WhisperModel } from './model/whisper-model.js';
 import { resolveLoadOptions, type LoadOptions } from './options.js';
 import { Whisper } from './whisper.js';
-import { optimizeDecoder } from './runtime/optimize.js';
+import { optimizeDecoder, optimizeEncoder } from './runtime/optimize.js';
 
 export {
   Whisper,
@@ -22,6 +22,7 @@ export {
 } from './whisper.js';
 export { WhisperError, isWhisperError, type WhisperErrorCode } from './errors.js';
 export {
+  ACTIVATIONS,
   DEFAULTS,
   OPTION_SPECS,
   resolveTranscribeOptions,
@@ -32,6 +33,7 @@ export {
   type OptionSpec,
   type Task,
   type Device,
+  type Activations,
   type ZhScript,
 } from './options.js';
 export type {
@@ -106,7 +108,7 @@ export {
 export interface LoadModelOptions extends Partial<Omit<LoadOptions, 'model'>> {
   /** Where rewritten decoder graphs are cached (default ~/.cache/whisper-ts/graphs). */
   graphCacheDir?: string;
-  /** Rewrite the quantized decoder's tied output projection (default true). */
+  /** Rewrite the graphs (the quantized decoder's tied output projection, float activations …; default true). */
   optimizeDecoder?: boolean;
   /** Reports a download when the model is pulled from the Hub on first use. */
   onDownload?: (event: PullProgressEvent) => void;
@@ -143,8 +145,12 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     threads: o.threads,
     device: o.device,
     optimizeDecoder: optimize !== false,
+    activations: o.activations,
     ...(graphCacheDir !== undefined ? { graphCacheDir } : {}),
-    decoderRewriter: async (path, dir) => (await optimizeDecoder(path, dir !== undefined ? { cacheDir: dir } : {})).path,
+    graphRewriter: async (path, { role, floatActivations, cacheDir: dir }) => {
+      const options = { floatActivations, ...(dir !== undefined ? { cacheDir: dir } : {}) };
+      return (role === 'encoder' ? await optimizeEncoder(path, options) : await optimizeDecoder(path, options)).path;
+    },
   });
   return new Whisper(m, { batchConcurrentCalls: o.batchConcurrentCalls });
 }

@@ -58,7 +58,7 @@ describe('batched pipeline: pure parts', () => {
 describe('decodeBatch (whisper-tiny.en)', () => {
   let model: WhisperModel;
   beforeAll(async () => {
-    model = await WhisperModel.load(TINY_EN, { threads: THREADS });
+    model = await WhisperModel.load(TINY_EN, { threads: THREADS, activations: 'int8' });
   });
   afterAll(async () => model.dispose());
 

@@ -30,7 +30,7 @@ describe('whisper-ts bench', () => {
     const rows = JSON.parse(r.stdout) as Record<string, unknown>[];
     expect(rows).toHaveLength(1);
     const row = rows[0] as Record<string, number | string>;
-    expect(row).toMatchObject({ model: TINY_EN, dtype: 'q8', device: 'cpu', threads: 2, batchSize: 1, clips: 1 });
+    expect(row).toMatchObject({ model: TINY_EN, dtype: 'q8', activations: 'float32', device: 'cpu', threads: 2, batchSize: 1, clips: 1 });
     expect(row.audioSeconds).toBeCloseTo(11, 1);
     for (const k of ['seconds', 'cpuSeconds', 'secondsPerAudioMinute', 'realTimeFactor', 'peakRssMb', 'loadSeconds', 'encoderMsPerWindow', 'decoderMsPerToken']) {
       expect(typeof row[k], k).toBe('number');
@@ -47,7 +47,7 @@ describe('whisper-ts bench', () => {
     const t = await cli(['bench', TINY_EN, '--clips', JFK, '--threads', '2']);
     expect(t.code, t.stderr).toBe(0);
     const lines = t.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^model .*\| dtype .*\| device .*s \/ audio min.*real time ×.*peak RSS MB.*encoder ms\/window.*decoder ms\/token/);
+    expect(lines[0]).toMatch(/^model .*\| dtype .*\| activations .*\| device .*s \/ audio min.*real time ×.*peak RSS MB.*encoder ms\/window.*decoder ms\/token/);
     expect(lines).toHaveLength(3);
     expect(lines[2]).toContain('q8');
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -113,6 +113,23 @@ describe('decoding options: one table for the library, the CLI and JSON', () => 
     expect(error).toBeInstanceOf(WhisperError);
     expect((error as WhisperError).code).toBe('E_OPTIONS');
     expect((error as WhisperError).message).toMatch(message);
+  });
+
+  it("activations: an unknown value, and 'int8' on float files, are E_OPTIONS errors naming the option", async () => {
+    await expect(loadModel(TINY_EN, { activations: 'fp16' as never })).rejects.toMatchObject({
+      code: 'E_OPTIONS',
+      message: expect.stringMatching(/activations.*not one of float32, int8/),
+    });
+    // a folder whose files have fp32 names (links to the q8 files: the check comes before ONNX Runtime reads them)
+    const dir = mkdtempSync(join(tmpdir(), 'wts-fp32-names-'));
+    for (const f of readdirSync(TINY_EN)) if (f.endsWith('.json') || f.endsWith('.txt')) symlinkSync(join(TINY_EN, f), join(dir, f));
+    mkdirSync(join(dir, 'onnx'));
+    symlinkSync(join(TINY_EN, 'onnx/encoder_model_quantized.onnx'), join(dir, 'onnx/encoder_model.onnx'));
+    symlinkSync(join(TINY_EN, 'onnx/decoder_model_merged_quantized.onnx'), join(dir, 'onnx/decoder_model_merged.onnx'));
+    await expect(loadModel(dir, { dtype: 'fp32', activations: 'int8' })).rejects.toMatchObject({
+      code: 'E_OPTIONS',
+      message: expect.stringMatching(/activations 'int8'.*fp32 \/ fp32/),
+    });
   });
 
   it('zhScript is allowed with Chinese or Cantonese by code or name, and with language detection', () => {

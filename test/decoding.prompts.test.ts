@@ -17,11 +17,10 @@ describe('prompts, prefix and hotwords steer the decoding (whisper-base, real te
   afterAll(async () => whisper.dispose());
 
   it('an initial prompt with a rare spelling makes that spelling appear', async () => {
-    // "… the traditional father of Ephraim and Manasseh …": alone, base writes "Epphron and Menace"
+    // "… the traditional father of Ephraim and Manasseh …": alone, base writes "Ephraim and Menace"
     const file = join(OTHER, '2609-156975-0007.flac');
     const plain = await whisper.transcribeAll(file, GREEDY);
     expect(plain.text).not.toContain('Manasseh');
-    expect(plain.text).not.toContain('Ephraim');
     const prompted = await whisper.transcribeAll(file, { ...GREEDY, initialPrompt: 'Ephraim and Manasseh.' });
     expect(prompted.text).toContain('Ephraim and Manasseh');
   });
@@ -39,16 +38,16 @@ describe('prompts, prefix and hotwords steer the decoding (whisper-base, real te
   });
 
   it('a prefix is what the window starts with (after <|0.00|>), and the model continues from it', async () => {
-    // "Mister Fish is the squire of dames …": alone, base writes "It's the fish, it's a squire of dames"
+    // "Mister Fish is the squire of dames …": alone, base writes "Mr. Fish is a squire of dames"
     const file = join(OTHER, '3080-5032-0009.flac');
     const plain = await whisper.transcribeAll(file, GREEDY);
-    expect(plain.text).toMatch(/^ It's the fish/);
-    const r = await whisper.transcribeAll(file, { ...GREEDY, prefix: 'Mr. Fish' });
+    expect(plain.text).toMatch(/^ Mr\. Fish is a squire/);
+    const r = await whisper.transcribeAll(file, { ...GREEDY, prefix: 'Mister Fish' });
     const tk = whisper.model.tokenizer;
-    const prefixTokens = tk.encode(' Mr. Fish');
+    const prefixTokens = tk.encode(' Mister Fish');
     expect(r.segments[0]?.tokens.slice(0, prefixTokens.length + 1)).toEqual([tk.special.timestampBegin, ...prefixTokens]);
     expect(r.segments[0]?.start).toBe(0);
-    expect(r.text).toMatch(/^ Mr\. Fish is a squire of dames/);
+    expect(r.text).toMatch(/^ Mister Fish is a squire of dames/);
   });
 
   it('clipTimestamps decodes only the clip; carryInitialPrompt keeps the prompt for every window', async () => {

@@ -35,7 +35,7 @@ describe('beam search on whisper-base against the reference (transformers num_be
   let model: WhisperModel;
   beforeAll(async () => {
     // the reference ran these q8 files as they are: no decoder rewrite
-    model = await WhisperModel.load(BASE, { threads: THREADS });
+    model = await WhisperModel.load(BASE, { threads: THREADS, activations: 'int8' });
   });
   afterAll(async () => model.dispose());
   const refs = readReference(BASE);
@@ -63,7 +63,7 @@ describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {
   let model: WhisperModel;
   let hidden: ort.Tensor;
   beforeAll(async () => {
-    model = await WhisperModel.load(TINY_EN, { threads: THREADS });
+    model = await WhisperModel.load(TINY_EN, { threads: THREADS, activations: 'int8' });
     hidden = await firstWindow(model, JFK);
   });
   afterAll(async () => model.dispose());

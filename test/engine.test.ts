@@ -44,7 +44,8 @@ describe.each([
 ] as const)('golden tokens on jfk.wav: %s', (_name, dir, language) => {
   let model: WhisperModel;
   beforeAll(async () => {
-    model = await WhisperModel.load(dir, { threads: THREADS });
+    // the reference ran these q8 files as they are (int8 activations, no rewrite)
+    model = await WhisperModel.load(dir, { threads: THREADS, activations: 'int8' });
   });
   afterAll(async () => model.dispose());
   const ref = readReference(dir).find((r) => r.file === 'jfk.wav');
@@ -154,21 +155,21 @@ describe('long-form: longform_en (4.85 min) with whisper-base', () => {
     return { got, wer };
   }
 
-  it('sequential greedy with conditioning, no fallback: monotonic segments inside the audio, pieces near segment starts, WER ≤ 18 %', async () => {
-    const { got, wer } = await run({ language: 'en', temperature: [0], conditionOnPreviousText: true });
+  it("openai's defaults (temperature fallback, conditioning): monotonic segments inside the audio, pieces near segment starts, WER ≤ 14.5 %", async () => {
+    const { got, wer } = await run({ language: 'en' });
     const pieces = readFileSync(join(EVAL, 'longform_en', 'segments.tsv'), 'utf8')
       .trim()
       .split('\n')
       .slice(1)
       .map((l) => Number(l.split('\t')[0]));
-    // whisper-base's own timestamps merge some short utterances (the third speaker's dialogue around 220-262 s) and
-    // start some segments early, so not every piece gets a segment of its own: measured 19 of 30 within 1 s with
-    // conditioning (24 of 30 without it, at 18.2 % WER); the bound only keeps that from regressing (issue 3 asks 30/30).
+    // Issue 3 asks every piece to have a segment starting within 1 s. Measured 27 of 30 (float activations, the
+    // default; beam 5: 29); the shipped files' int8 activations give 19 with whole-second timestamps. whisper-base's
+    // own timestamps merge some short utterances of the third speaker (220-262 s).
     const near = pieces.filter((start) => got.some((s) => Math.abs(s.start - start) <= 1.0));
     console.log(`pieces with a segment starting within 1 s: ${near.length} of ${pieces.length}`);
-    expect(near.length / pieces.length).toBeGreaterThanOrEqual(0.6);
-    console.log(`whisper-base longform_en greedy with conditioning, no fallback WER ${(wer * 100).toFixed(2)} % (transformers sequential: 17.11 %)`);
-    expect(wer).toBeLessThanOrEqual(0.18);
+    expect(near.length / pieces.length).toBeGreaterThanOrEqual(0.85);
+    // the issue's bound; faster-whisper int8 greedy on the same weights: 13.37 %; measured here 13.06 %
+    console.log(`whisper-base longform_en, openai defaults: WER ${(wer * 100).toFixed(2)} % (transformers sequential: 17.11 %)`);
+    expect(wer).toBeLessThanOrEqual(0.145);
   });
-  // openai's defaults (fallback + conditioning) on this file are measured by bench/beam.mjs (greedy column): 15.86 %
 });

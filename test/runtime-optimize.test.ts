@@ -1,7 +1,9 @@
 /**
- * optimizeDecoder on the real q8 decoders: the rewritten graph must give the original's logits (same argmax at every
- * step of the teacher-forced jfk sequence), the cache must be hit on later calls, and models without the pattern or
- * broken files must come back as documented.
+ * optimizeDecoder / optimizeEncoder on the real q8 files. With the files' int8 activations kept
+ * (`floatActivations: false`) the rewritten decoder must give the original's logits (same argmax at every step of the
+ * teacher-forced jfk sequence); with float activations (the default) every integer matrix product must compute exactly
+ * x · dequantized(W), and the real models must still reproduce the reference tokens. The cache must be hit on later
+ * calls, and models without the pattern or broken files must come back as documented.
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -9,7 +11,26 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WhisperError } from '../src/errors.js';
-import { GRAPH_REWRITE_VERSION, defaultGraphCacheDir, optimizeDecoder } from '../src/runtime/optimize.js';
+import {
+  GRAPH_REWRITE_VERSION,
+  defaultGraphCacheDir,
+  optimizeDecoder,
+  optimizeEncoder,
+  rewriteModel,
+} from '../src/runtime/optimize.js';
+import {
+  DataType,
+  decodeModel,
+  encodeModel,
+  newAttribute,
+  newModel,
+  newNode,
+  newOpset,
+  newTensor,
+  newTensorValueInfo,
+  type GraphProto,
+  type ModelProto,
+} from '../src/runtime/onnx-proto.js';
 import { createSession, ort } from '../src/runtime/session.js';
 import { BASE, BASE_TS, TINY_EN, readReference } from './helpers/paths.js';
 
@@ -164,7 +185,7 @@ describe.each(Object.entries(CASES))('optimizeDecoder on %s', (_name, { dir, pro
   it('rewrites the q8 decoder into the cache and keeps the logits (argmax identical at every step)', async () => {
     const source = join(dir, DECODER);
     const sourceFiles = readdirSync(dirname(source));
-    const result = await optimizeDecoder(source, { cacheDir });
+    const result = await optimizeDecoder(source, { cacheDir, floatActivations: false });
     expect(result.rewritten).toBe(true);
     expect(result.reason).toBeUndefined();
     expect(dirname(result.path)).toBe(cacheDir);
@@ -236,7 +257,7 @@ describe('optimizeDecoder cache keys', () => {
     const unrelated = `${'0'.repeat(64)}.r0.onnx`;
     writeFileSync(join(dir, unrelated), 'another model');
     const result = await optimizeDecoder(source, { cacheDir: dir });
-    expect(result.path).toBe(join(dir, `${hash}.r${GRAPH_REWRITE_VERSION}.onnx`));
+    expect(result.path).toBe(join(dir, `${hash}.r${GRAPH_REWRITE_VERSION}.decoder-float.onnx`));
     const files = readdirSync(dir);
     for (const f of stale) expect(files).not.toContain(f);
     expect(files).toContain(unrelated);
@@ -251,7 +272,7 @@ describe('optimizeDecoder cache keys', () => {
 describe('optimizeDecoder on the timestamped decoder', () => {
   it('keeps logits and the cross_attentions outputs', async () => {
     const source = join(BASE_TS, DECODER);
-    const result = await optimizeDecoder(source, { cacheDir });
+    const result = await optimizeDecoder(source, { cacheDir, floatActivations: false });
     expect(result.rewritten).toBe(true);
     const prompt = CASES['whisper-base']!.prompt;
     const tokens = jfkGreedyTokens(BASE); // the same weights as whisper-base
@@ -278,10 +299,15 @@ describe('optimizeDecoder on files it does not rewrite', () => {
     const source = join(BASE, ENCODER);
     const models = (): string[] => readdirSync(cacheDir).filter((f) => f.endsWith('.onnx'));
     const before = models();
-    const result = await optimizeDecoder(source, { cacheDir });
+    const result = await optimizeDecoder(source, { cacheDir, floatActivations: false });
     expect(result).toEqual({ path: source, rewritten: false, reason: expect.stringContaining('DequantizeLinear') });
     expect(models()).toEqual(before); // no copy written
-    expect(await optimizeDecoder(source, { cacheDir })).toEqual(result);
+    expect(await optimizeDecoder(source, { cacheDir, floatActivations: false })).toEqual(result);
+    expect(await optimizeEncoder(source, { cacheDir, floatActivations: false })).toEqual({
+      path: source,
+      rewritten: false,
+      reason: expect.stringContaining('only for float activations'),
+    });
   });
 
   it('rejects a corrupt file with E_MODEL_INVALID naming the file', async () => {
@@ -313,5 +339,137 @@ describe('optimizeDecoder on files it does not rewrite', () => {
     expect(result.path).toBe(source);
     expect(result.rewritten).toBe(false);
     expect(result.reason).toContain('cannot be written');
+  });
+});
+
+/** Every op type in a graph and its subgraphs. */
+function opTypes(graph: GraphProto, into = new Set<string>()): Set<string> {
+  for (const node of graph.node) {
+    into.add(node.op_type ?? '');
+    for (const a of node.attribute) {
+      if (a.g !== undefined && a.g !== null) opTypes(a.g, into);
+      for (const g of a.graphs) opTypes(g, into);
+    }
+  }
+  return into;
+}
+
+/** A deterministic pseudo-random sequence in [0, 1). */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+}
+
+/**
+ * The chain `quantize_dynamic` writes for one projection: DynamicQuantizeLinear(x) → MatMulInteger (or ConvInteger)
+ * with a uint8 weight and zero point → Cast → Mul by x_scale · w_scale.
+ */
+function integerChainModel(kind: 'MatMulInteger' | 'ConvInteger', w: Uint8Array, wDims: number[], xDims: number[], zero: number, scale: number): ModelProto {
+  const attribute =
+    kind === 'ConvInteger'
+      ? [newAttribute({ name: 'pads', type: 7, ints: [1, 1] }), newAttribute({ name: 'kernel_shape', type: 7, ints: [wDims[2]!] })]
+      : [];
+  return newModel({
+    ir_version: 8,
+    opset_import: [newOpset({ domain: '', version: 17 })],
+    graph: {
+      name: 'chain',
+      node: [
+        newNode({ name: 'dql', op_type: 'DynamicQuantizeLinear', input: ['x'], output: ['xq', 'xs', 'xz'] }),
+        newNode({ name: 'int', op_type: kind, input: ['xq', 'w', 'xz', 'wz'], output: ['yi'], attribute }),
+        newNode({ name: 'cast', op_type: 'Cast', input: ['yi'], output: ['yf'], attribute: [newAttribute({ name: 'to', type: 2, i: DataType.FLOAT })] }),
+        newNode({ name: 'scales', op_type: 'Mul', input: ['xs', 'ws'], output: ['s'] }),
+        newNode({ name: 'scaled', op_type: 'Mul', input: ['yf', 's'], output: ['y'] }),
+      ],
+      initializer: [
+        newTensor({ name: 'w', dims: wDims, data_type: DataType.UINT8, raw_data: w }),
+        newTensor({ name: 'wz', dims: [], data_type: DataType.UINT8, raw_data: Uint8Array.of(zero) }),
+        newTensor({ name: 'ws', dims: [], data_type: DataType.FLOAT, raw_data: new Uint8Array(Float32Array.of(scale).buffer) }),
+      ],
+      input: [newTensorValueInfo('x', DataType.FLOAT, xDims)],
+      output: [newTensorValueInfo('y', DataType.FLOAT, xDims.map((_, i) => `d${i}`))],
+    },
+  });
+}
+
+async function runBytes(bytes: Uint8Array, x: Float32Array, dims: number[]): Promise<Float32Array> {
+  const session = await createSession(bytes, { threads: 1 });
+  try {
+    return (await session.run({ x: new ort.Tensor('float32', x, dims) }))['y']!.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+describe('float activations: the integer matrix products of quantize_dynamic', () => {
+  it('computes x · (w − zero) · scale exactly for MatMulInteger and ConvInteger, and drops the quantizers', async () => {
+    const rand = lcg(7);
+    const [k, n, rows] = [64, 24, 5];
+    const zero = 131;
+    const scale = 0.0137;
+    const wq = Uint8Array.from({ length: k * n }, () => Math.floor(rand() * 256));
+    // activations with an outlier, as Whisper's have: one scale per tensor rounds the small values coarsely
+    const x = Float32Array.from({ length: rows * k }, (_, i) => (i === 3 ? 40 : rand() * 2 - 1));
+    const deq = (i: number): number => Math.fround((wq[i]! - zero) * scale);
+    const expected = new Float64Array(rows * n);
+    for (let r = 0; r < rows; r++)
+      for (let c = 0; c < n; c++) {
+        let sum = 0;
+        for (let j = 0; j < k; j++) sum += x[r * k + j]! * deq(j * n + c);
+        expected[r * n + c] = sum;
+      }
+    const original = integerChainModel('MatMulInteger', wq, [k, n], [rows, k], zero, scale);
+    const originalOut = await runBytes(encodeModel(original), x, [rows, k]);
+    const rewritten = decodeModel(encodeModel(original), 'chain');
+    const outcome = rewriteModel(rewritten, { role: 'encoder', floatActivations: true });
+    expect(outcome.rewrites).toHaveLength(1);
+    expect([...opTypes(rewritten.graph!)]).toEqual(['MatMul']);
+    expect(rewritten.graph!.initializer.map((t) => t.name)).toEqual(['w_dequantized']); // the 8-bit weight is gone
+    const floatOut = await runBytes(encodeModel(rewritten), x, [rows, k]);
+    expect(maxAbsDiff(floatOut, expected)).toBeLessThan(1e-4);
+    // the original's rounding of x to 8 bits is what the rewrite removes: its error is orders of magnitude larger
+    expect(maxAbsDiff(originalOut, expected)).toBeGreaterThan(1e-2);
+
+    // ConvInteger (the encoder's two Conv): weight [out, in, kernel], pads and kernel_shape carried over
+    const [cin, cout, kernel, length] = [4, 6, 3, 10];
+    const cw = Uint8Array.from({ length: cout * cin * kernel }, () => Math.floor(rand() * 256));
+    const cx = Float32Array.from({ length: cin * length }, () => rand() * 2 - 1);
+    const conv = integerChainModel('ConvInteger', cw, [cout, cin, kernel], [1, cin, length], zero, scale);
+    const convRewritten = decodeModel(encodeModel(conv), 'conv');
+    expect(rewriteModel(convRewritten, { role: 'encoder', floatActivations: true }).rewrites).toHaveLength(1);
+    expect([...opTypes(convRewritten.graph!)]).toEqual(['Conv']);
+    const got = await runBytes(encodeModel(convRewritten), cx, [1, cin, length]);
+    for (let o = 0; o < cout; o++)
+      for (let t = 0; t < length; t++) {
+        let sum = 0;
+        for (let c = 0; c < cin; c++)
+          for (let j = 0; j < kernel; j++) {
+            const at = t + j - 1;
+            if (at >= 0 && at < length) sum += cx[c * length + at]! * Math.fround((cw[(o * cin + c) * kernel + j]! - zero) * scale);
+          }
+        expect(Math.abs(got[o * length + t]! - sum)).toBeLessThan(1e-4);
+      }
+  });
+
+  describe.each(Object.entries(CASES))('on %s', (_name, { dir, prompt, endOfText }) => {
+    it('leaves no integer matrix product or quantizer, and the float graphs still give the reference jfk tokens', async () => {
+      const encoder = await optimizeEncoder(join(dir, ENCODER), { cacheDir });
+      const decoder = await optimizeDecoder(join(dir, DECODER), { cacheDir });
+      expect(encoder.rewritten && decoder.rewritten).toBe(true);
+      expect(decoder.path).not.toBe((await optimizeDecoder(join(dir, DECODER), { cacheDir, floatActivations: false })).path);
+      const integerOps = ['MatMulInteger', 'ConvInteger', 'DynamicQuantizeLinear'];
+      const before = opTypes(decodeModel(readFileSync(join(dir, ENCODER)), 'encoder').graph!);
+      expect(integerOps.every((op) => before.has(op))).toBe(true);
+      for (const path of [encoder.path, decoder.path]) {
+        const ops = opTypes(decodeModel(readFileSync(path), path).graph!);
+        expect(integerOps.filter((op) => ops.has(op))).toEqual([]);
+      }
+      const session = await createSession(encoder.path, { threads: 2 });
+      const hidden = (await session.run({ input_features: readMel(dir) }))['last_hidden_state']!;
+      await session.release();
+      const tokens = jfkGreedyTokens(dir);
+      const forcedRun = await forced(decoder.path, hidden, prompt, tokens);
+      expect(forcedRun.logits.map(argmax)).toEqual([...tokens, endOfText]);
+    });
   });
 });

@@ -152,17 +152,25 @@ describe('speech followed by silence; times of the VAD stage (whisper-base)', ()
     // each half's words sit inside that copy of jfk, at the plain transcript's times shifted there (word times in
     // pauses are loose in both, so the median deviation is what is compared)
     const halves = [allWords.slice(0, plainWords.length), allWords.slice(plainWords.length)];
+    const copies = [gap1 / SR, second / SR];
+    const inside = (w: { start: number; end: number }, shift: number): boolean =>
+      w.start >= shift - 0.5 && w.end <= shift + jfk.length / SR + 0.5;
     halves.forEach((half, h) => {
-      const shift = (h === 0 ? gap1 : second) / SR;
+      const shift = copies[h] as number;
       const deviations: number[] = [];
+      let elsewhere = 0;
       half.forEach((w, i) => {
         const p = plainWords[i];
         const bare = (x: string | undefined): string => (x ?? '').toLowerCase().replace(/[^a-z]/g, '');
         expect(bare(w.word)).toBe(bare(p?.word));
-        expect(w.start, w.word).toBeGreaterThanOrEqual(shift - 0.5);
-        expect(w.end, w.word).toBeLessThanOrEqual(shift + jfk.length / SR + 0.5);
+        // no word lands in a silence the VAD cut out
+        expect(copies.some((c) => inside(w, c)), `${w.word} ${w.start}-${w.end}`).toBe(true);
+        // the model may time the word that follows a splice before it (seen: the second copy's "And", its
+        // sentence joined to the first copy's, timed in the first copy's trailing pad); the mapping keeps the rest
+        if (!inside(w, shift)) elsewhere++;
         deviations.push(Math.abs(w.start - ((p?.start ?? 0) + shift)), Math.abs(w.end - ((p?.end ?? 0) + shift)));
       });
+      expect(elsewhere, `copy ${h + 1}: words timed in the other copy`).toBeLessThanOrEqual(1);
       deviations.sort((a, b) => a - b);
       expect(deviations[Math.floor(deviations.length / 2)], `copy ${h + 1}: median deviation`).toBeLessThan(0.1);
     });

@@ -204,17 +204,20 @@ describe('CLI: word timestamps and word-level subtitles', () => {
       expect(Object.keys(words[0] ?? {}).sort()).toEqual(['end', 'probability', 'start', 'word']);
       for (const ext of ['srt', 'vtt']) {
         const cues = parseSubtitles(readFileSync(join(dir, `jfk.${ext}`), 'utf8'));
-        expect(cues).toHaveLength(Math.ceil(22 / 3));
-        // each cue: the next ≤ 3 words, from the first one's start to the last one's end
-        let at = 0;
-        for (const c of cues) {
-          const n = Math.min(3, words.length - at);
-          const group = words.slice(at, at + n);
+        // as openai/whisper's writers do with --max-words-per-line alone: cues never cross a segment, so each segment's
+        // words go in groups of ≤ 3, each cue from its first word's start to its last word's end
+        const groups = (json.segments ?? []).flatMap((seg) => {
+          const own = words.filter((w) => w.start >= seg.start - 1e-6 && w.end <= seg.end + 1e-6);
+          return Array.from({ length: Math.ceil(own.length / 3) }, (_, k) => own.slice(3 * k, 3 * k + 3));
+        });
+        expect(groups.flat()).toHaveLength(22);
+        expect(cues).toHaveLength(groups.length);
+        cues.forEach((c, k) => {
+          const group = groups[k] ?? [];
           expect(c.text).toBe(group.map((w) => w.word).join('').trim());
           expect(c.start).toBeCloseTo(group[0]?.start ?? -1, 3);
-          expect(c.end).toBeCloseTo(group[n - 1]?.end ?? -1, 3);
-          at += n;
-        }
+          expect(c.end).toBeCloseTo(group.at(-1)?.end ?? -1, 3);
+        });
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -9,13 +9,26 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import { WhisperError, decodeAudio, listCachedModels, loadModel, type Device, type Dtype } from '../index.js';
+import {
+  ACTIVATIONS,
+  DEFAULTS,
+  OPTION_SPECS,
+  WhisperError,
+  decodeAudio,
+  listCachedModels,
+  loadModel,
+  type Activations,
+  type Device,
+  type Dtype,
+} from '../index.js';
 import { EXIT, describeError } from './exit-codes.js';
 import type { CliIo } from './transcribe.js';
 
 export interface BenchRow {
   model: string;
   dtype: string;
+  /** How 8-bit weights computed (load option `activations`); `float32` for float files. */
+  activations: Activations;
   device: string;
   threads: number;
   batchSize: number;
@@ -74,6 +87,7 @@ interface BenchOptions {
   threads: number;
   device: string;
   dtype?: string;
+  activations?: string;
   batchSize: number;
   language?: string;
   json?: boolean;
@@ -89,6 +103,7 @@ async function benchOne(model: string, clips: string[], o: BenchOptions): Promis
     threads: o.threads,
     device: o.device as Device,
     ...(o.dtype ? { dtype: o.dtype as Dtype } : {}),
+    ...(o.activations ? { activations: o.activations as Activations } : {}),
   });
   const loadSeconds = (performance.now() - t0) / 1000;
   try {
@@ -106,6 +121,7 @@ async function benchOne(model: string, clips: string[], o: BenchOptions): Promis
     return {
       model,
       dtype: encoder === decoder ? encoder : `${encoder}/${decoder}`,
+      activations: (o.activations as Activations | undefined) ?? DEFAULTS.activations,
       device: o.device,
       threads: o.threads,
       batchSize: o.batchSize,
@@ -153,10 +169,11 @@ function benchChild(model: string, args: string[], signal: AbortSignal): Promise
 }
 
 function table(rows: BenchRow[]): string {
-  const head = ['model', 'dtype', 'device', 'threads', 'batch', 'audio s', 's / audio min', 'real time ×', 'peak RSS MB', 'encoder ms/window', 'decoder ms/token'];
+  const head = ['model', 'dtype', 'activations', 'device', 'threads', 'batch', 'audio s', 's / audio min', 'real time ×', 'peak RSS MB', 'encoder ms/window', 'decoder ms/token'];
   const body = rows.map((r) => [
     r.model,
     r.dtype,
+    r.activations,
     r.device,
     String(r.threads),
     String(r.batchSize),
@@ -180,6 +197,7 @@ export function benchCommand(io: CliIo): Command {
     .option('--threads <n>', 'ONNX Runtime intra-op threads (0: automatic)', positiveInt('--threads'), 0)
     .option('--device <device>', 'execution provider (cpu, cuda)', 'cpu')
     .option('--dtype <dtype>', 'weights variant (default: best present)')
+    .addOption(new Option('--activations <a>', OPTION_SPECS.activations.description).choices(ACTIVATIONS))
     .option('--batch-size <n>', 'transcribe with the batched pipeline (> 1)', positiveInt('--batch-size', 1), 1)
     .option('--language <code>', 'spoken language of the clips (default: detect)')
     .option('--json', 'print the rows as JSON')
@@ -212,6 +230,7 @@ async function runBench(models: string[], o: BenchOptions, io: CliIo): Promise<n
     }
     const args = ['--clips', ...clips, '--threads', String(o.threads), '--device', o.device, '--batch-size', String(o.batchSize)];
     if (o.dtype) args.push('--dtype', o.dtype);
+    if (o.activations) args.push('--activations', o.activations);
     if (o.language) args.push('--language', o.language);
     const rows: BenchRow[] = [];
     let failed = 0;

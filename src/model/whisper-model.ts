@@ -5,6 +5,7 @@ import { parseConfig, readJson, resolveModelFiles, type ModelFiles, type Whisper
 import { KvCache } from './kv-cache.js';
 import { PADDING_INPUTS } from '../runtime/optimize.js';
 import type { Dtype } from '../dtypes.js';
+import type { Activations } from '../options.js';
 
 export { KvCache };
 
@@ -13,15 +14,29 @@ export interface LoadModelFolderOptions extends SessionOptions {
   encoderDtype?: Dtype;
   decoderDtype?: Dtype;
   /**
-   * Rewrite the quantized decoder's tied output projection once and cache the result (runtime/optimize). On by
-   * default; off loads the file as it is.
+   * Rewrite the graphs once and cache the result (runtime/optimize): the quantized decoder's tied output projection,
+   * the decoder's padding inputs and step outputs, and (with `activations: 'float32'`) the 8-bit matrix products. On by
+   * default; off loads the files as they are.
    */
   optimizeDecoder?: boolean;
+  /** How 8-bit weights compute (load option `activations`); default `float32`. */
+  activations?: Activations;
   /** Where rewritten graphs are cached; defaults to ~/.cache/whisper-ts/graphs. */
   graphCacheDir?: string;
-  /** Rewrites a decoder file into a faster equivalent and returns the path to load (injected by the loader). */
-  decoderRewriter?: (path: string, cacheDir: string | undefined) => Promise<string>;
+  /** Rewrites a model file and returns the path to load (injected by the loader). */
+  graphRewriter?: (path: string, rewrite: GraphRewrite) => Promise<string>;
 }
+
+/** What `graphRewriter` is asked to do with one file. */
+export interface GraphRewrite {
+  role: 'encoder' | 'decoder';
+  /** Replace the dynamically quantized matrix products by float ones on dequantized weights. */
+  floatActivations: boolean;
+  cacheDir: string | undefined;
+}
+
+/** The dtypes whose files quantize activations at run time (`quantize_dynamic`: MatMulInteger / ConvInteger). */
+const DYNAMIC_INT8: readonly Dtype[] = ['q8', 'int8', 'uint8'];
 
 export interface DecoderOutput {
   /** Logits of the last position of each row: [batch, vocab] row-major. */
@@ -83,15 +98,39 @@ export class WhisperModel {
       decoderStartTokenId: sot,
       prevSotTokenId: numberOr(generation.prev_sot_token_id, undefined),
     });
-    let decoderPath = files.decoderPath;
-    if (options.optimizeDecoder !== false && options.decoderRewriter) {
-      decoderPath = await options.decoderRewriter(files.decoderPath, options.graphCacheDir);
+    const activations = options.activations ?? 'float32';
+    const dynamic = [files.encoderDtype, files.decoderDtype].some((d) => DYNAMIC_INT8.includes(d));
+    if (activations === 'int8' && !dynamic) {
+      throw new WhisperError(
+        'E_OPTIONS',
+        `activations 'int8' applies to the 8-bit files (q8, int8, uint8); this model loads ` +
+          `${files.encoderDtype} / ${files.decoderDtype}, whose activations are float already`,
+      );
+    }
+    const rewrite = options.optimizeDecoder !== false && options.graphRewriter !== undefined;
+    if (!rewrite && activations === 'float32' && dynamic) {
+      throw new WhisperError(
+        'E_OPTIONS',
+        "activations 'float32' rewrites the 8-bit graphs; to load them as they are (optimizeDecoder: false), " +
+          "pass activations: 'int8'",
+      );
+    }
+    let { encoderPath, decoderPath } = files;
+    if (rewrite) {
+      const floatActivations = activations === 'float32';
+      const cacheDir = options.graphCacheDir;
+      [encoderPath, decoderPath] = await Promise.all([
+        DYNAMIC_INT8.includes(files.encoderDtype) && floatActivations
+          ? options.graphRewriter!(files.encoderPath, { role: 'encoder', floatActivations, cacheDir })
+          : files.encoderPath,
+        options.graphRewriter!(files.decoderPath, { role: 'decoder', floatActivations, cacheDir }),
+      ]);
     }
     const sessionOptions: SessionOptions = {};
     if (options.threads !== undefined) sessionOptions.threads = options.threads;
     if (options.device !== undefined) sessionOptions.device = options.device;
     const [encoder, decoder] = await Promise.all([
-      createSession(files.encoderPath, sessionOptions),
+      createSession(encoderPath, sessionOptions),
       createSession(decoderPath, sessionOptions),
     ]);
     const hasCross = decoder.outputNames.some((n) => n.startsWith('cross_attentions'));

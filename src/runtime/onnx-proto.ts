@@ -369,6 +369,7 @@ export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5,
 
 interface OnnxTypes {
   model: protobuf.Type;
+  graph: protobuf.Type;
   node: protobuf.Type;
   tensor: protobuf.Type;
   attribute: protobuf.Type;
@@ -383,6 +384,7 @@ function onnxTypes(): OnnxTypes {
     const root = protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
     types = {
       model: root.lookupType('onnx.ModelProto'),
+      graph: root.lookupType('onnx.GraphProto'),
       node: root.lookupType('onnx.NodeProto'),
       tensor: root.lookupType('onnx.TensorProto'),
       attribute: root.lookupType('onnx.AttributeProto'),
@@ -417,6 +419,11 @@ export function encodeModel(model: ModelProto): Uint8Array {
 }
 
 /** New messages, created through the schema so that repeated fields exist and encoding sees every field. */
+export function newModel(props: Omit<Partial<ModelProto>, 'graph'> & { graph: Partial<GraphProto> }): ModelProto {
+  const { graph, ...rest } = props;
+  return onnxTypes().model.create({ ...rest, graph: onnxTypes().graph.create(graph) }) as unknown as ModelProto;
+}
+
 export function newNode(props: Partial<NodeProto>): NodeProto {
   return onnxTypes().node.create(props) as unknown as NodeProto;
 }
