@@ -416,6 +416,27 @@ describe('chunks and the time map', () => {
     expect(() => planChunks([{ start: 10, end: 5 }])).toThrow(WhisperError);
   });
 
+  it('cutAtPauses ends a full chunk at its longest pause that leaves it half full (the batched pipeline)', () => {
+    const s = (a: number, b: number): SpeechSpan => ({ start: Math.round(a * SR), end: Math.round(b * SR) });
+    // 8 s spans; pauses of 0.3 s (after 8 s of speech), 1.2 s (after 16 s) and 0.5 s (after 24 s)
+    const spans = [s(0, 8), s(8.3, 16.3), s(17.5, 25.5), s(26, 34), s(34, 42)];
+    const greedy = planChunks(spans, 30);
+    expect(greedy.map((p) => p.spans.length)).toEqual([3, 2]); // collect_chunks: 24 s, then the rest
+    const paused = planChunks(spans, 30, { cutAtPauses: true });
+    // the 0.3-s pause would leave the chunk under half full; the 1.2-s one is the longest of the others
+    expect(paused.map((p) => p.spans)).toEqual([spans.slice(0, 2), spans.slice(2)]);
+    expect(paused.map((p) => p.duration)).toEqual([16, 24]);
+    expect(paused.map((p) => p.offset)).toEqual([0, 16]);
+    // spans that touch (no pause anywhere): the same chunks as collect_chunks
+    const touching = [s(0, 8), s(8, 16), s(16, 24), s(24, 32), s(32, 40)];
+    expect(planChunks(touching, 30, { cutAtPauses: true })).toEqual(planChunks(touching, 30));
+    // every span still lands in exactly one chunk, in order, and none exceeds 30 s
+    const many = Array.from({ length: 40 }, (_, i) => s(i * 3.1 + (i % 7 === 0 ? 0.4 : 0), i * 3.1 + 2.9));
+    const plans = planChunks(many, 30, { cutAtPauses: true });
+    expect(plans.flatMap((p) => p.spans)).toEqual(many);
+    for (const p of plans) expect(p.duration).toBeLessThanOrEqual(30);
+  });
+
   it("maps joined-speech times back as faster-whisper's SpeechTimestampsMap", () => {
     const map = new SpeechTimeMap(split);
     fixture.time_map.times.forEach((t, i) => {

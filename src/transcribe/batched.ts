@@ -379,7 +379,7 @@ export async function chunkAudio(
   } else {
     spans = audio.length > 0 ? [{ start: 0, end: audio.length }] : [];
   }
-  const plans = planChunks(spans, N_SAMPLES / SAMPLE_RATE);
+  const plans = planChunks(spans, N_SAMPLES / SAMPLE_RATE, { cutAtPauses: true });
   return {
     spans,
     plans,

@@ -1,0 +1,17 @@
+import { readFileSync } from 'node:fs';
+const { loadModel, decodeAudio } = await import('/work/main/dist/index.js');
+const EVAL = '/work/shared/eval/longform_en';
+const pieces = readFileSync(`${EVAL}/segments.tsv`, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split('\t')[0]));
+const audio = await decodeAudio(`${EVAL}/librispeech_test_other_3ch_concat.flac`);
+const w = await loadModel('/work/shared/models/whisper-base', { threads: 2, ...JSON.parse(process.argv[3] ?? '{}') });
+const t0 = performance.now();
+const r = await w.transcribeAll(audio, { language: 'en', ...JSON.parse(process.argv[2] ?? '{}') });
+const near = pieces.filter((p) => r.segments.some((s) => Math.abs(s.start - p) <= 1));
+const { execFileSync } = await import('node:child_process');
+console.log(process.argv[2], process.argv[3] ?? '', 'pieces', near.length, '/', pieces.length, 'seconds', ((performance.now() - t0) / 1000).toFixed(1), 'segments', r.segments.length);
+import { writeFileSync } from 'node:fs';
+writeFileSync('/tmp/lf.txt', r.text);
+const { mkdtempSync } = await import('node:fs');
+const dir = mkdtempSync('/tmp/lfscore-');
+writeFileSync(`${dir}/librispeech_test_other_3ch_concat.txt`, r.text);
+console.log(execFileSync('/work/main/.venv/bin/python', ['/work/shared/tools/score/score.py', EVAL, dir, 'en', '--ext', 'txt'], { encoding: 'utf8' }).trim().split('\n').slice(-1)[0]);
