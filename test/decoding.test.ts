@@ -57,6 +57,19 @@ describe('beam search on whisper-base against the reference (transformers num_be
       expect(greedy.tokens).not.toEqual(beam.tokens);
     }
   });
+
+  it('jfk: with the default float activations (loadModel), beam 5 and greedy token ids equal the reference too', async () => {
+    const whisper = await loadModel(BASE, { threads: THREADS });
+    try {
+      const ref = refs.find((r) => r.file === 'jfk.wav');
+      for (const [mode, beamSize] of [['beam5', 5], ['greedy', 1]] as const) {
+        const r = await whisper.transcribeAll(JFK, { language: 'en', beamSize, temperature: [0], withoutTimestamps: true });
+        expect(r.segments.flatMap((s) => s.tokens), mode).toEqual(ref?.[mode]?.tokens);
+      }
+    } finally {
+      await whisper.dispose();
+    }
+  });
 });
 
 describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {

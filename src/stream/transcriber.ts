@@ -39,6 +39,8 @@ export interface StreamStats {
   /** Seconds of audio in the buffer now, and the most it ever held. */
   bufferSeconds: number;
   peakBufferSeconds: number;
+  /** Seconds of audio let go from a full buffer although nothing in it could be committed (should stay 0). */
+  droppedSeconds: number;
   /** Seconds received but not yet looked at (the decoder is behind). */
   backlogSeconds: number;
   /** Decoding steps run, and their total time in seconds. */
@@ -163,6 +165,8 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
 
   // figures
   #peakBuffer = 0;
+  /** Samples let go from a full buffer without being decoded into finals (see `#take`). */
+  #dropped = 0;
   #steps = 0;
   #stepSeconds = 0;
   #finals = 0;
@@ -212,6 +216,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
       received: this.#received / SAMPLE_RATE,
       bufferSeconds: this.#bufLen / SAMPLE_RATE,
       peakBufferSeconds: this.#peakBuffer / SAMPLE_RATE,
+      droppedSeconds: this.#dropped / SAMPLE_RATE,
       backlogSeconds: this.#inboxSamples / SAMPLE_RATE,
       steps: this.#steps,
       stepSeconds: this.#stepSeconds,
@@ -382,7 +387,17 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
 
   /** Moves audio from the inbox into the buffer, runs the VAD on it, and decodes when it is time. */
   async #take(): Promise<void> {
-    if (this.#bufLen >= this.#buf.length) this.#dropBefore(this.#end() - FORCE_SECONDS * SAMPLE_RATE);
+    if (this.#bufLen >= this.#buf.length) {
+      // A full buffer (the decoder fell behind and the backlog filled it at once): decode it and cut it at what that
+      // commits (the trim commits the newest hypothesis's words past FORCE_SECONDS) before any audio has to go.
+      if (this.#gate.speaking) await this.#step();
+      else this.#trim();
+      if (this.#bufLen >= this.#buf.length) {
+        const before = this.#bufLen;
+        this.#dropBefore(this.#end() - FORCE_SECONDS * SAMPLE_RATE);
+        this.#dropped += before - this.#bufLen;
+      }
+    }
     const want = Math.min(this.#inboxSamples, this.#buf.length - this.#bufLen);
     const chunk = new Float32Array(want);
     let filled = 0;
