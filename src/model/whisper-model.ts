@@ -107,8 +107,8 @@ export class WhisperModel {
           `${files.encoderDtype} / ${files.decoderDtype}, whose activations are float already`,
       );
     }
-    const rewrite = options.optimizeDecoder !== false && options.graphRewriter !== undefined;
-    if (!rewrite && activations === 'float32' && dynamic) {
+    const rewrite = options.optimizeDecoder !== false ? options.graphRewriter : undefined;
+    if (rewrite === undefined && activations === 'float32' && dynamic) {
       throw new WhisperError(
         'E_OPTIONS',
         "activations 'float32' rewrites the 8-bit graphs; to load them as they are (optimizeDecoder: false), " +
@@ -116,14 +116,14 @@ export class WhisperModel {
       );
     }
     let { encoderPath, decoderPath } = files;
-    if (rewrite) {
+    if (rewrite !== undefined) {
       const floatActivations = activations === 'float32';
       const cacheDir = options.graphCacheDir;
       [encoderPath, decoderPath] = await Promise.all([
         DYNAMIC_INT8.includes(files.encoderDtype) && floatActivations
-          ? options.graphRewriter!(files.encoderPath, { role: 'encoder', floatActivations, cacheDir })
+          ? rewrite(files.encoderPath, { role: 'encoder', floatActivations, cacheDir })
           : files.encoderPath,
-        options.graphRewriter!(files.decoderPath, { role: 'decoder', floatActivations, cacheDir }),
+        rewrite(files.decoderPath, { role: 'decoder', floatActivations, cacheDir }),
       ]);
     }
     const sessionOptions: SessionOptions = {};

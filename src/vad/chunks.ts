@@ -86,20 +86,22 @@ export function planChunks(
       const carry = options.cutAtPauses === true ? longestPauseCut(current, maxSamples) : current.length;
       const rest = current.slice(carry);
       current = current.slice(0, carry);
-      currentSamples = current.reduce((n, span) => n + span.end - span.start, 0);
+      currentSamples = speechSamplesOf(current);
       close();
       current = rest;
-      currentSamples = rest.reduce((n, span) => n + span.end - span.start, 0);
-      if (currentSamples + length > maxSamples) {
-        // what was carried over and the new piece do not fit together: the carried spans make a chunk of their own
-        if (current.length > 0) close();
-      }
+      currentSamples = speechSamplesOf(rest);
+      // what was carried over and the new piece do not fit together: the carried spans make a chunk of their own
+      if (current.length > 0 && currentSamples + length > maxSamples) close();
     }
     current.push(piece);
     currentSamples += length;
   }
   if (current.length > 0) close();
   return plans;
+}
+
+function speechSamplesOf(spans: readonly SpeechSpan[]): number {
+  return spans.reduce((n, span) => n + span.end - span.start, 0);
 }
 
 /**
