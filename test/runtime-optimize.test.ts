@@ -149,6 +149,12 @@ async function teacherForce(
   return { logits, last: out };
 }
 
+/** The lines the cache's outcome record (beside the rewritten file) lists, one per change. */
+function rewritesOf(path: string): string[] {
+  const record = JSON.parse(readFileSync(path.replace(/\.onnx$/, '.json'), 'utf8')) as { rewrites?: string[] };
+  return record.rewrites ?? [];
+}
+
 function argmax(row: Float32Array): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
@@ -214,6 +220,54 @@ describe.each(Object.entries(CASES))('optimizeDecoder on %s', (_name, { dir, pro
       last.set((present.data as Float32Array).subarray(at, at + headDim), h * headDim);
     }
     expect(Array.from(step.data as Float32Array)).toEqual(Array.from(last));
+  });
+
+  it('groups the queries of rows that share one row of cross-attention keys, with the logits of per-row copies', async () => {
+    const result = await optimizeDecoder(join(dir, DECODER), { cacheDir });
+    const grouped = rewritesOf(result.path).filter((r) => r.includes('queries grouped'));
+    const session = await createSession(result.path, { threads: 2 });
+    try {
+      const layers = session.inputNames.filter((n) => /^past_key_values\.\d+\.encoder\.key$/.test(n)).length;
+      expect(grouped).toHaveLength(layers); // every layer's cached cross-attention
+      const hidden = await encode(dir);
+      const first = await teacherForce(session, hidden, prompt, []);
+      const rows = 3;
+      const tokens = jfkGreedyTokens(dir).slice(0, rows); // three different next tokens, one per row
+      const repeat = (t: ort.Tensor, n: number): ort.Tensor => {
+        const d = t.data as Float32Array;
+        const out = new Float32Array(d.length * n);
+        for (let r = 0; r < n; r++) out.set(d, r * d.length);
+        return new ort.Tensor('float32', out, [n, ...t.dims.slice(1)]);
+      };
+      const step = async (crossRows: number): Promise<Float32Array> => {
+        const past = prompt.length;
+        const feeds: Record<string, ort.Tensor> = {
+          input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens.map(BigInt)), [rows, 1]),
+          encoder_hidden_states: hidden,
+          use_cache_branch: new ort.Tensor('bool', [true], [1]),
+          position_ids: new ort.Tensor('int64', new BigInt64Array(rows).fill(BigInt(past)), [rows, 1]),
+          attention_bias: new ort.Tensor('float32', new Float32Array(rows * (past + 1)), [rows, 1, 1, past + 1]),
+        };
+        for (let l = 0; l < layers; l++) {
+          for (const kv of ['key', 'value']) {
+            feeds[`past_key_values.${l}.decoder.${kv}`] = repeat(first.last[`present.${l}.decoder.${kv}`]!, rows);
+            feeds[`past_key_values.${l}.encoder.${kv}`] = repeat(first.last[`present.${l}.encoder.${kv}`]!, crossRows);
+          }
+        }
+        const out = await session.run(feeds);
+        expect(out['logits']!.dims).toEqual([rows, 1, out['logits']!.dims[2]]);
+        return out['logits']!.data as Float32Array;
+      };
+      const shared = await step(1); // the grouped product: [1, heads, rows, headDim] × Kᵀ
+      const copies = await step(rows); // one row of keys per row: the graph's own shapes
+      expect(maxAbsDiff(shared, copies)).toBeLessThan(MAX_ABS_DIFF);
+      const vocab = shared.length / rows;
+      const argmaxes = (l: Float32Array): number[] =>
+        Array.from({ length: rows }, (_, r) => argmax(l.subarray(r * vocab, (r + 1) * vocab)));
+      expect(argmaxes(shared)).toEqual(argmaxes(copies));
+    } finally {
+      await session.release();
+    }
   });
 
   it('returns the cached file on later calls without rewriting it', async () => {
@@ -284,6 +338,8 @@ describe('optimizeDecoder on the timestamped decoder', () => {
     expect(diff).toBeLessThan(MAX_ABS_DIFF);
     const crossNames = Object.keys(original.last).filter((n) => n.startsWith('cross_attentions.'));
     expect(crossNames).toHaveLength(6);
+    // attention weights that are outputs keep their per-row shape: no layer's queries are grouped
+    expect(rewritesOf(result.path).some((r) => r.includes('queries grouped'))).toBe(false);
     for (const name of crossNames) {
       const a = original.last[name]!;
       const b = rewritten.last[name]!;

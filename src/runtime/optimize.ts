@@ -30,6 +30,8 @@ import {
   decodeModel,
   encodeModel,
   int64ToNumber,
+  AttributeType,
+  newAttribute,
   newNode,
   newTensor,
   newTensorValueInfo,
@@ -41,7 +43,7 @@ import {
 } from './onnx-proto.js';
 
 /** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
-export const GRAPH_REWRITE_VERSION = 4;
+export const GRAPH_REWRITE_VERSION = 5;
 
 export interface OptimizeOptions {
   /**
@@ -308,6 +310,7 @@ export function rewriteModel(
     rewriteGraph(graph, new Map(), rewrites, added, names);
     rewrites.push(...addPaddingInputs(graph, names));
     rewrites.push(...addStepOutputs(graph, names));
+    if (defaultOpset(model) >= 15) rewrites.push(...groupSharedCrossAttention(graph, names));
   }
   if (rewrites.length === 0) {
     return unchanged(
@@ -663,10 +666,128 @@ function addStepOutputs(main: GraphProto, names: Set<string>): string[] {
   return [`If: ${steps.length} step outputs (${steps[0] ?? ''} …) beside the presents`];
 }
 
+/**
+ * Beams (and best-of samples) of one window share one row of cross-attention keys/values (`KvCache.expand`), which
+ * the cached branch's MatMuls broadcast over the rows: `q [rows, heads, n, headDim] × Kᵀ [1, heads, headDim, frames]`
+ * runs as one matrix-vector product per row and head, so K and V (3 MB each per layer for base) are read once per
+ * row, every step: at 5 beams that is half of the extra time a step costs over one row. This groups the queries by the
+ * keys' batch instead: the query Reshape that splits heads gets the shape `[kb, -1, heads, headDim]` (kb = the keys'
+ * batch) in place of `[rows, n, heads, headDim]`, so after the existing Transpose the product is
+ * `[kb, heads, (rows / kb) · n, headDim] × Kᵀ [kb, heads, headDim, frames]`: one matrix product per head that reads K
+ * and V once. When every row has its own keys (kb = rows) the shape is the one the graph had. The attention output
+ * needs no change: its Transpose and Reshape to `[rows, n, d_model]` read the rows in the same order.
+ *
+ * Only in the branch that reads `past_key_values.{i}.encoder.key` (the cached steps), and only where the attention
+ * weights feed nothing but their product with V (the timestamped export also outputs them as `cross_attentions.{i}`,
+ * whose shape must stay per row). Needs opset ≥ 15 (Shape with `start`/`end`). Returns one line per layer changed.
+ */
+function groupSharedCrossAttention(main: GraphProto, names: Set<string>): string[] {
+  const changes: string[] = [];
+  const visit = (graph: GraphProto): void => {
+    for (const node of graph.node) {
+      for (const attribute of node.attribute) {
+        if (attribute.g !== undefined && attribute.g !== null) visit(attribute.g);
+        for (const sub of attribute.graphs) visit(sub);
+      }
+    }
+    const producer = new Map<string, NodeProto>();
+    const consumers = new Map<string, NodeProto[]>();
+    for (const node of graph.node) {
+      for (const output of node.output) producer.set(output, node);
+      for (const input of node.input) consumers.set(input, [...(consumers.get(input) ?? []), node]);
+    }
+    const outputs = new Set(graph.output.map((o) => o.name));
+    const only = (value: string): NodeProto | undefined => {
+      const readers = consumers.get(value) ?? [];
+      return readers.length === 1 && !outputs.has(value) ? readers[0] : undefined;
+    };
+    // the graph input a value comes from through at most `depth` Transpose/Mul nodes
+    const origin = (value: string, depth: number): string => {
+      const node = producer.get(value);
+      if (node === undefined || depth === 0 || (node.op_type !== 'Transpose' && node.op_type !== 'Mul')) return value;
+      return origin(node.input[0] ?? '', depth - 1);
+    };
+    const added: { before: NodeProto; nodes: NodeProto[] }[] = [];
+    const bypassed = new Set<NodeProto>();
+    for (const scores of graph.node) {
+      if (scores.op_type !== 'MatMul' || !isDefaultDomain(scores.domain)) continue;
+      const key = origin(scores.input[1] ?? '', 2);
+      const layer = /^past_key_values\.(\d+)\.encoder\.key$/.exec(key)?.[1];
+      if (layer === undefined) continue;
+      const softmax = only(scores.output[0] ?? '');
+      const product = softmax?.op_type === 'Softmax' ? only(softmax.output[0] ?? '') : undefined;
+      if (product?.op_type !== 'MatMul' || product.input[1] !== `past_key_values.${layer}.encoder.value`) continue;
+      // the query: [Mul(scale)] ← Transpose(0, 2, 1, 3) ← Reshape(q_proj, Concat(rows, n, heads, headDim))
+      let transpose = producer.get(scores.input[0] ?? '');
+      if (transpose?.op_type === 'Mul') transpose = producer.get(transpose.input[0] ?? '');
+      if (transpose?.op_type !== 'Transpose') continue;
+      const perm = transpose.attribute.find((a) => a.name === 'perm')?.ints.map(int64ToNumber);
+      if (perm?.join(',') !== '0,2,1,3') continue;
+      const reshape = producer.get(transpose.input[0] ?? '');
+      if (reshape?.op_type !== 'Reshape' || only(reshape.output[0] ?? '') !== transpose) continue;
+      const shape = producer.get(reshape.input[1] ?? '');
+      if (shape?.op_type !== 'Concat' || shape.input.length !== 4 || only(shape.output[0] ?? '') !== reshape) continue;
+      // [kb], [heads] and [headDim] from the keys [kb, heads, frames, headDim] (the export's own shape may say -1
+      // for the heads, and at most one -1 is allowed)
+      const dims = (['batch', 'heads', 'head_dim'] as const).map((what, k) => {
+        const start = k === 2 ? 3 : k;
+        const value = uniqueName(`${key}_${what}`, names);
+        return newNode({
+          name: uniqueName(`${value}_Shape`, names),
+          op_type: 'Shape',
+          input: [key],
+          output: [value],
+          attribute: [
+            newAttribute({ name: 'start', type: AttributeType.INT, i: start }),
+            newAttribute({ name: 'end', type: AttributeType.INT, i: start + 1 }),
+          ],
+        });
+      });
+      const minusOne = uniqueName(`${shape.name ?? 'query_shape'}_minus_one`, names);
+      const constant = newNode({
+        name: uniqueName(`${minusOne}_Constant`, names),
+        op_type: 'Constant',
+        output: [minusOne],
+        attribute: [newAttribute({ name: 'value_ints', type: AttributeType.INTS, ints: [-1] })],
+      });
+      added.push({ before: shape, nodes: [...dims, constant] });
+      const [kb, heads, headDim] = dims.map((d) => d.output[0] ?? '');
+      // the old shape's producers (Unsqueeze of the batch, Constant) and theirs (the Unsqueeze axes' Constant)
+      for (const old of shape.input) {
+        const node = producer.get(old);
+        if (node === undefined) continue;
+        bypassed.add(node);
+        for (const input of node.input) {
+          const before = producer.get(input);
+          if (before !== undefined) bypassed.add(before);
+        }
+      }
+      shape.input = [kb ?? '', minusOne, heads ?? '', headDim ?? ''];
+      changes.push(`${reshape.name ?? '(Reshape)'}: queries grouped by the batch of ${key}`);
+    }
+    if (added.length === 0) return;
+    const nodes: NodeProto[] = [];
+    for (const n of graph.node) {
+      for (const a of added) if (a.before === n) nodes.push(...a.nodes);
+      nodes.push(n);
+    }
+    graph.node = nodes;
+    removeDeadNodes(graph, bypassed); // where nothing else reads them
+  };
+  visit(main);
+  return changes;
+}
+
 /** A value info named `name` with the type of `like` (the element type of a present output). */
 function copyValueInfo(like: ValueInfoProto | undefined, name: string): ValueInfoProto {
   const elemType = (like as { type?: { tensor_type?: { elem_type?: number } } } | undefined)?.type?.tensor_type?.elem_type;
   return newTensorValueInfo(name, elemType ?? DataType.FLOAT, ['batch_size', 'num_heads', 'step_sequence_length', 'head_dim']);
+}
+
+/** The model's version of the default ONNX operator set (0 when it names none). */
+function defaultOpset(model: ModelProto): number {
+  const entry = model.opset_import.find((o) => isDefaultDomain(o.domain));
+  return entry === undefined ? 0 : int64ToNumber(entry.version);
 }
 
 function isDefaultDomain(domain: string | undefined | null): boolean {
