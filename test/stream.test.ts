@@ -9,7 +9,8 @@ import {
   type LiveTranscriber,
   type TimedWord,
 } from '../src/stream/index.js';
-import { tokensToPieces } from '../src/stream/window.js';
+import { resolveTranscribeOptions } from '../src/options.js';
+import { decodeStep, tokensToPieces } from '../src/stream/window.js';
 import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
 import {
   SpeechGate,
@@ -248,6 +249,27 @@ describe('end, abort and errors', () => {
     jfk = await decodeAudio(JFK);
   });
   afterAll(async () => whisper.dispose());
+
+  it('a hypothesis that loops at every temperature is neither shown nor committed (repetitive, no words)', async () => {
+    // the committed words of the buffer are the decoder's prefix; a prefix that is itself a loop keeps tiny.en in it
+    const prefix = Array.from({ length: 9 }, (_, i) => [
+      { word: ' ask', start: i * 0.4, end: i * 0.4 + 0.2, probability: 1 },
+      { word: ' not', start: i * 0.4 + 0.2, end: i * 0.4 + 0.4, probability: 1 },
+    ]).flat();
+    const request = { audio: jfk, offset: 0, language: 'en', prompt: [], prefix, seed: 0 };
+    const looped = await decodeStep(whisper.model, resolveTranscribeOptions({ temperature: [0] }), request);
+    expect(looped.repetitive).toBe(true);
+    expect(looped.words).toEqual([]);
+    // without the compression check the same decoding is taken as it is: the loop itself
+    const kept = await decodeStep(
+      whisper.model,
+      resolveTranscribeOptions({ temperature: [0], compressionRatioThreshold: null }),
+      request,
+    );
+    expect(kept.repetitive).toBe(false);
+    const text = kept.words.map((w) => w.word).join('');
+    expect(text.match(/ask not/g)?.length ?? 0).toBeGreaterThan(5);
+  });
 
   it('end() flushes the tail as final; the whole file pushed at once works too; the iterator ends', async () => {
     const stream = await createStream(whisper, {});

@@ -50,6 +50,11 @@ export interface StreamStats {
   promptTokens: number;
   /** Finals sent. */
   finals: number;
+  /**
+   * Decoding steps whose hypothesis was a repetition loop at every temperature (compression ratio over the
+   * threshold): their words were neither shown nor committed.
+   */
+  repetitiveSteps: number;
 }
 
 /** The Whisper window: the buffer never holds more. */
@@ -167,6 +172,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
   #peakBuffer = 0;
   /** Samples let go from a full buffer without being decoded into finals (see `#take`). */
   #dropped = 0;
+  #repetitive = 0;
   #steps = 0;
   #stepSeconds = 0;
   #finals = 0;
@@ -222,6 +228,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
       stepSeconds: this.#stepSeconds,
       promptTokens: this.#promptTokens.length,
       finals: this.#finals,
+      repetitiveSteps: this.#repetitive,
     };
   }
 
@@ -456,6 +463,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     const end = this.#end();
     const result = await this.#decode(this.#bufLen);
     this.#lastStep = end;
+    if (result.repetitive) return; // a loop: the hypotheses so far stand, the next step decodes more audio
     const committed = this.#agreement.insert(this.#dropRepeats(result.words));
     this.#sendFinal(committed, 'agreement', result.temperature);
     this.#trim();
@@ -470,6 +478,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     const end = Math.min(endSample, this.#end());
     if (end > this.#bufStart) {
       const result = await this.#decode(end - this.#bufStart);
+      // a loop commits nothing: the utterance's words were never agreed on, and the loop is no better
       this.#agreement.reset();
       this.#agreement.insert(this.#dropRepeats(result.words));
       this.#sendFinal(this.#agreement.commit(this.#agreement.tentative.length), reason, result.temperature);
@@ -507,6 +516,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
       signal: this.#signal,
     });
     this.#steps++;
+    if (result.repetitive) this.#repetitive++;
     this.#stepSeconds += (performance.now() - started) / 1000;
     this.#language ??= result.language;
     if (!this.#languageSent) {

@@ -37,6 +37,12 @@ export interface StepResult {
   words: TimedWord[];
   /** Temperature of the decoding that was kept. */
   temperature: number;
+  /**
+   * Every temperature came out repetitive (compression ratio over the threshold): a loop such as "the water that came
+   * from the water that came …", which the file transcriber would keep (faster-whisper's rule when all fail). A live
+   * hypothesis like that is neither shown nor committed: `words` is empty.
+   */
+  repetitive: boolean;
 }
 
 const TIME_PRECISION = 0.02; // seconds per timestamp token (openai/whisper: CHUNK_LENGTH / n_audio_ctx)
@@ -139,7 +145,10 @@ export async function decodeStep(
       ort,
     ),
   );
-  const base = { language, languageProbability, temperature: result.temperature };
+  const base = { language, languageProbability, temperature: result.temperature, repetitive: false };
+  if (o.compressionRatioThreshold !== null && result.compressionRatio > o.compressionRatioThreshold) {
+    return { ...base, words: [], repetitive: true };
+  }
   // openai/whisper transcribe.py: a window the no-speech gate calls silent has no words
   if (o.noSpeechThreshold !== null && result.noSpeechProb > o.noSpeechThreshold) {
     if (o.logprobThreshold === null || result.avgLogprob <= o.logprobThreshold) return { ...base, words: [] };
