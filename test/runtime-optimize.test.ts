@@ -14,6 +14,7 @@ import { WhisperError } from '../src/errors.js';
 import {
   GRAPH_REWRITE_VERSION,
   defaultGraphCacheDir,
+  exactSignedInt8Kernels,
   optimizeDecoder,
   optimizeEncoder,
   rewriteModel,
@@ -350,19 +351,50 @@ describe('optimizeDecoder on the timestamped decoder', () => {
   });
 });
 
+describe('int8 activations: the q8 encoder\'s uint8 weights stored as int8 (u8×s8 kernels)', () => {
+  it('converts every MatMulInteger weight with its zero point and gives the same hidden states', async () => {
+    const source = join(BASE, ENCODER);
+    const result = await optimizeEncoder(source, { cacheDir, floatActivations: false, signedWeights: true });
+    expect(result.rewritten).toBe(true);
+    expect(result.path).toMatch(/\.encoder-int8s\.onnx$/);
+    const converted = rewritesOf(result.path).filter((r) => r.includes('stored as int8'));
+    const model = decodeModel(readFileSync(result.path), result.path);
+    const types = new Map(model.graph!.initializer.map((t) => [t.name, t.data_type]));
+    const weights = model.graph!.node.filter((n) => n.op_type === 'MatMulInteger').map((n) => n.input[1] ?? '');
+    expect(weights.length).toBeGreaterThan(0);
+    expect(converted).toHaveLength(new Set(weights).size);
+    for (const w of weights) expect(types.get(w), w).toBe(DataType.INT8);
+    const run = async (path: string): Promise<Float32Array> => {
+      const session = await createSession(path, { threads: 2 });
+      try {
+        const out = await session.run({ input_features: readMel(BASE) });
+        return out['last_hidden_state']!.data as Float32Array;
+      } finally {
+        await session.release();
+      }
+    };
+    const original = await run(source);
+    const signed = await run(result.path);
+    // the same integers: exact where the u8×s8 kernels sum in int32 (VNNI/AMX, which the default requires)
+    if (exactSignedInt8Kernels()) expect(maxAbsDiff(original, signed)).toBe(0);
+    else expect(maxAbsDiff(original, signed)).toBeLessThan(0.5);
+  });
+});
+
 describe('optimizeDecoder on files it does not rewrite', () => {
   it('returns a model without the pattern (the encoder) unchanged, with the reason, and caches that outcome', async () => {
     const source = join(BASE, ENCODER);
     const models = (): string[] => readdirSync(cacheDir).filter((f) => f.endsWith('.onnx'));
     const before = models();
-    const result = await optimizeDecoder(source, { cacheDir, floatActivations: false });
+    const int8 = { cacheDir, floatActivations: false, signedWeights: false };
+    const result = await optimizeDecoder(source, int8);
     expect(result).toEqual({ path: source, rewritten: false, reason: expect.stringContaining('DequantizeLinear') });
     expect(models()).toEqual(before); // no copy written
-    expect(await optimizeDecoder(source, { cacheDir, floatActivations: false })).toEqual(result);
-    expect(await optimizeEncoder(source, { cacheDir, floatActivations: false })).toEqual({
+    expect(await optimizeDecoder(source, int8)).toEqual(result);
+    expect(await optimizeEncoder(source, int8)).toEqual({
       path: source,
       rewritten: false,
-      reason: expect.stringContaining('only for float activations'),
+      reason: expect.stringContaining('only for signed weights'),
     });
   });
 

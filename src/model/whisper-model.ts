@@ -120,7 +120,8 @@ export class WhisperModel {
       const floatActivations = activations === 'float32';
       const cacheDir = options.graphCacheDir;
       [encoderPath, decoderPath] = await Promise.all([
-        DYNAMIC_INT8.includes(files.encoderDtype) && floatActivations
+        // float activations for the 8-bit encoder, or (int8 activations) its uint8 weights stored as int8
+        DYNAMIC_INT8.includes(files.encoderDtype)
           ? rewrite(files.encoderPath, { role: 'encoder', floatActivations, cacheDir })
           : files.encoderPath,
         rewrite(files.decoderPath, { role: 'decoder', floatActivations, cacheDir }),
