@@ -16,7 +16,16 @@ import { STREAM_DEFAULTS, createStream, loadModel, type Whisper } from '../src/i
 import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
 import { BASE_TS, ROOT, TINY_EN } from './helpers/paths.js';
 import { connect, sendAudio } from './helpers/realtime.js';
-import { LONGFORM, latency, longformPieces, referenceWords, wer, type ClockedEvent } from './helpers/stream.js';
+import {
+  LONGFORM,
+  latency,
+  longformPieces,
+  readLongformWords,
+  referenceWords,
+  wer,
+  writeLongformWords,
+  type ClockedEvent,
+} from './helpers/stream.js';
 import { startServerProcess, type ServerProcess } from './server-helpers.js';
 
 const run = promisify(execFile);
@@ -139,9 +148,13 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
 
     const pieces = longformPieces();
     const reference = pieces.map((p) => p.text).join(' ');
-    const aligner = await loadModel(BASE_TS, { threads: 2 });
-    const ref = await referenceWords(aligner.model, audio, pieces);
-    await aligner.dispose();
+    let ref = readLongformWords(pieces);
+    if (ref === undefined) {
+      const aligner = await loadModel(BASE_TS, { threads: 2 });
+      ref = await referenceWords(aligner.model, audio, pieces);
+      await aligner.dispose();
+      writeLongformWords(ref);
+    }
 
     const lines: string[] = [];
     for (const [path, events] of [

@@ -2,7 +2,7 @@
  * Helpers of the streaming tests and benchmarks: slices of longform_en with their reference text, reference word
  * times by forced alignment, word alignment of a hypothesis to the reference, and the latency figures.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMelSpectrogram, melWindow } from '../../src/audio/index.js';
@@ -10,7 +10,7 @@ import { alignTokens, splitTokensOnSpaces } from '../../src/alignment/index.js';
 import type { WhisperModel } from '../../src/model/whisper-model.js';
 import { comparable } from '../../src/stream/index.js';
 import type { StreamEvent, StreamFinalEvent } from '../../src/types.js';
-import { EVAL } from './paths.js';
+import { EVAL, ROOT } from './paths.js';
 import { score } from './score.js';
 
 export const LONGFORM = join(EVAL, 'longform_en', 'librispeech_test_other_3ch_concat.flac');
@@ -85,6 +85,32 @@ export async function referenceWords(model: WhisperModel, audio: Float32Array, p
     }
   }
   return out;
+}
+
+/**
+ * `referenceWords` of the whole of longform_en with whisper-base_timestamped, kept in the repository: the alignment
+ * takes ~20 s of the two cores, and it depends only on the model and the reference transcripts. Rewritten by
+ * `WTS_REFRESH_FIXTURES=1 npx vitest run test/stream.longform.test.ts` (or when missing).
+ */
+export const LONGFORM_WORDS_FIXTURE = join(ROOT, 'test', 'fixtures', 'longform_en.reference-words.json');
+
+/**
+ * The fixture's words when it is there and still fits `pieces` (the same words in order, each inside its piece);
+ * undefined when it is missing, stale or refresh is asked for.
+ */
+export function readLongformWords(pieces: readonly Piece[]): RefWord[] | undefined {
+  if (process.env.WTS_REFRESH_FIXTURES === '1' || !existsSync(LONGFORM_WORDS_FIXTURE)) return undefined;
+  const words = JSON.parse(readFileSync(LONGFORM_WORDS_FIXTURE, 'utf8')) as RefWord[];
+  const expected = pieces.flatMap((p) => p.text.toLowerCase().split(/\s+/).filter((w) => w !== ''));
+  if (words.map((w) => w.word).join(' ') !== expected.join(' ')) return undefined;
+  const first = pieces[0]?.start ?? 0;
+  const last = pieces[pieces.length - 1]?.end ?? 0;
+  if (words.some((w) => !(w.start >= first - 0.2 && w.end <= last + 0.2 && w.end >= w.start))) return undefined;
+  return words;
+}
+
+export function writeLongformWords(words: readonly RefWord[]): void {
+  writeFileSync(LONGFORM_WORDS_FIXTURE, JSON.stringify(words.map((w) => ({ ...w, start: +w.start.toFixed(3), end: +w.end.toFixed(3) })), null, 0) + '\n');
 }
 
 /** Pairs of equal words (after `comparable`) of a minimum-edit alignment of `hyp` to `ref`: [hypIndex, refIndex]. */
