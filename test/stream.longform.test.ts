@@ -153,7 +153,11 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
       const aligner = await loadModel(BASE_TS, { threads: 2 });
       ref = await referenceWords(aligner.model, audio, pieces);
       await aligner.dispose();
-      writeLongformWords(ref);
+      try {
+        writeLongformWords(ref);
+      } catch (cause) {
+        console.log(`reference word times not kept (${String(cause)})`); // a read-only checkout: computed each run
+      }
     }
 
     const lines: string[] = [];

@@ -813,9 +813,15 @@ function groupSharedCrossAttention(main: GraphProto, names: Set<string>): string
       const product = softmax?.op_type === 'Softmax' ? only(softmax.output[0] ?? '') : undefined;
       if (product?.op_type !== 'MatMul' || product.input[1] !== `past_key_values.${layer}.encoder.value`) continue;
       // the query: [Mul(scale)] ← Transpose(0, 2, 1, 3) ← Reshape(q_proj, Concat(rows, n, heads, headDim))
+      // each of them read by the next alone: no other reader may see the regrouped shape
+      let reader: NodeProto = scores;
       let transpose = producer.get(scores.input[0] ?? '');
-      if (transpose?.op_type === 'Mul') transpose = producer.get(transpose.input[0] ?? '');
-      if (transpose?.op_type !== 'Transpose') continue;
+      if (transpose?.op_type === 'Mul') {
+        if (only(transpose.output[0] ?? '') !== scores) continue;
+        reader = transpose;
+        transpose = producer.get(transpose.input[0] ?? '');
+      }
+      if (transpose?.op_type !== 'Transpose' || only(transpose.output[0] ?? '') !== reader) continue;
       const perm = transpose.attribute.find((a) => a.name === 'perm')?.ints.map(int64ToNumber);
       if (perm?.join(',') !== '0,2,1,3') continue;
       const reshape = producer.get(transpose.input[0] ?? '');

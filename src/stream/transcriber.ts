@@ -463,11 +463,13 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     const end = this.#end();
     const result = await this.#decode(this.#bufLen);
     this.#lastStep = end;
-    if (result.repetitive) return; // a loop: the hypotheses so far stand, the next step decodes more audio
-    const committed = this.#agreement.insert(this.#dropRepeats(result.words));
-    this.#sendFinal(committed, 'agreement', result.temperature);
+    // a loop: the hypotheses so far stand (the partial is unchanged) and the next step decodes more audio
+    if (!result.repetitive) {
+      const committed = this.#agreement.insert(this.#dropRepeats(result.words));
+      this.#sendFinal(committed, 'agreement', result.temperature);
+    }
     this.#trim();
-    this.#sendPartial();
+    if (!result.repetitive) this.#sendPartial();
   }
 
   /**
@@ -478,9 +480,11 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
     const end = Math.min(endSample, this.#end());
     if (end > this.#bufStart) {
       const result = await this.#decode(end - this.#bufStart);
-      // a loop commits nothing: the utterance's words were never agreed on, and the loop is no better
-      this.#agreement.reset();
-      this.#agreement.insert(this.#dropRepeats(result.words));
+      // a loop adds nothing: the words of the last hypothesis before it (shown as the partial) are committed as they are
+      if (!result.repetitive) {
+        this.#agreement.reset();
+        this.#agreement.insert(this.#dropRepeats(result.words));
+      }
       this.#sendFinal(this.#agreement.commit(this.#agreement.tentative.length), reason, result.temperature);
     } else {
       this.#sendFinal(this.#agreement.commit(this.#agreement.tentative.length), reason);

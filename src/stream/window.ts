@@ -146,12 +146,12 @@ export async function decodeStep(
     ),
   );
   const base = { language, languageProbability, temperature: result.temperature, repetitive: false };
-  if (o.compressionRatioThreshold !== null && result.compressionRatio > o.compressionRatioThreshold) {
-    return { ...base, words: [], repetitive: true };
-  }
   // openai/whisper transcribe.py: a window the no-speech gate calls silent has no words
   if (o.noSpeechThreshold !== null && result.noSpeechProb > o.noSpeechThreshold) {
     if (o.logprobThreshold === null || result.avgLogprob <= o.logprobThreshold) return { ...base, words: [] };
+  }
+  if (o.compressionRatioThreshold !== null && result.compressionRatio > o.compressionRatioThreshold) {
+    return { ...base, words: [], repetitive: true };
   }
 
   const pieces = tokensToPieces(result.tokens, tk.special.timestampBegin, duration);
