@@ -511,11 +511,8 @@ function signedIntegerWeights(main: GraphProto): string[] {
     for (const t of graph.initializer) if (t.name !== undefined) initializers.set(t.name, t);
     for (const node of graph.node) {
       node.input.forEach((name, slot) => readers.set(name, [...(readers.get(name) ?? []), { node, slot }]));
-      for (const a of node.attribute) {
-        if (a.g !== undefined && a.g !== null) collect(a.g);
-        for (const g of a.graphs) collect(g);
-      }
     }
+    for (const sub of subgraphsOf(graph)) collect(sub);
   };
   collect(main);
   const onlyWeightOf = (name: string, slot: number): boolean =>
@@ -654,12 +651,7 @@ export const PADDING_INPUTS = { positions: 'position_ids', bias: 'attention_bias
 function addPaddingInputs(main: GraphProto, names: Set<string>): string[] {
   const changes: string[] = [];
   const visit = (graph: GraphProto): void => {
-    for (const node of graph.node) {
-      for (const attribute of node.attribute) {
-        if (attribute.g !== undefined && attribute.g !== null) visit(attribute.g);
-        for (const sub of attribute.graphs) visit(sub);
-      }
-    }
+    for (const sub of subgraphsOf(graph)) visit(sub);
     const positions = graph.node.filter(
       (n) => n.op_type === 'Gather' && isDefaultDomain(n.domain) && (n.input[0] ?? '').includes('embed_positions'),
     );
@@ -779,12 +771,7 @@ function addStepOutputs(main: GraphProto, names: Set<string>): string[] {
 function groupSharedCrossAttention(main: GraphProto, names: Set<string>): string[] {
   const changes: string[] = [];
   const visit = (graph: GraphProto): void => {
-    for (const node of graph.node) {
-      for (const attribute of node.attribute) {
-        if (attribute.g !== undefined && attribute.g !== null) visit(attribute.g);
-        for (const sub of attribute.graphs) visit(sub);
-      }
-    }
+    for (const sub of subgraphsOf(graph)) visit(sub);
     const producer = new Map<string, NodeProto>();
     const consumers = new Map<string, NodeProto[]>();
     for (const node of graph.node) {
@@ -889,6 +876,18 @@ function copyValueInfo(like: ValueInfoProto | undefined, name: string): ValueInf
 function defaultOpset(model: ModelProto): number {
   const entry = model.opset_import.find((o) => isDefaultDomain(o.domain));
   return entry === undefined ? 0 : int64ToNumber(entry.version);
+}
+
+/** The graphs nested in `graph`'s nodes (the branches of an `If`, a `Loop`'s body), one level down. */
+function subgraphsOf(graph: GraphProto): GraphProto[] {
+  const out: GraphProto[] = [];
+  for (const node of graph.node) {
+    for (const attribute of node.attribute) {
+      if (attribute.g !== undefined && attribute.g !== null) out.push(attribute.g);
+      out.push(...attribute.graphs);
+    }
+  }
+  return out;
 }
 
 function isDefaultDomain(domain: string | undefined | null): boolean {
