@@ -62,7 +62,17 @@ async function teacherForce(session, hidden, heads, prompt, tokens) {
   const layers = pastNames.length / 4;
   const headSize = hidden.dims[2] / heads;
   const ids = (t) => new ort.Tensor('int64', BigInt64Array.from(t.map(BigInt)), [1, t.length]);
-  const feeds = { input_ids: ids(prompt), encoder_hidden_states: hidden, use_cache_branch: new ort.Tensor('bool', [false], [1]) };
+  // the rewritten decoder's extra inputs (runtime/optimize): positions, a zero padding bias, every position's logits
+  const extra = (past, n) => {
+    const feeds = {};
+    if (session.inputNames.includes('position_ids')) {
+      feeds.position_ids = new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, j) => BigInt(past + j)), [1, n]);
+      feeds.attention_bias = new ort.Tensor('float32', new Float32Array(past + n), [1, 1, 1, past + n]);
+    }
+    if (session.inputNames.includes('logits_from')) feeds.logits_from = new ort.Tensor('int64', BigInt64Array.of(0n), [1]);
+    return feeds;
+  };
+  const feeds = { input_ids: ids(prompt), encoder_hidden_states: hidden, use_cache_branch: new ort.Tensor('bool', [false], [1]), ...extra(0, prompt.length) };
   const empty = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, headSize]);
   for (const n of pastNames) feeds[n] = empty;
   let out = await session.run(feeds);
@@ -71,8 +81,8 @@ async function teacherForce(session, hidden, heads, prompt, tokens) {
     for (const kv of ['key', 'value']) encoderPast[`past_key_values.${l}.encoder.${kv}`] = out[`present.${l}.encoder.${kv}`];
   }
   const times = [];
-  for (const token of tokens) {
-    const step = { input_ids: ids([token]), encoder_hidden_states: hidden, use_cache_branch: new ort.Tensor('bool', [true], [1]), ...encoderPast };
+  for (const [i, token] of tokens.entries()) {
+    const step = { input_ids: ids([token]), encoder_hidden_states: hidden, use_cache_branch: new ort.Tensor('bool', [true], [1]), ...encoderPast, ...extra(prompt.length + i, 1) };
     for (let l = 0; l < layers; l++) {
       for (const kv of ['key', 'value']) step[`past_key_values.${l}.decoder.${kv}`] = out[`present.${l}.decoder.${kv}`];
     }

@@ -116,13 +116,18 @@ async function teacherForce(
   for (const n of pastNames) feeds[n] = empty;
   // a rewritten decoder's padding inputs, for a row without padding: positions 0, 1, … and a zero bias
   const padded = session.inputNames.includes('position_ids');
+  // and its logits_from: every position's logits
+  const from = session.inputNames.includes('logits_from')
+    ? { logits_from: new ort.Tensor('int64', BigInt64Array.of(0n), [1]) }
+    : {};
   const padding = (past: number, n: number): Record<string, ort.Tensor> =>
     padded
       ? {
           position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, j) => BigInt(past + j)), [1, n]),
           attention_bias: new ort.Tensor('float32', new Float32Array(past + n), [1, 1, 1, past + n]),
+          ...from,
         }
-      : {};
+      : from;
   Object.assign(feeds, padding(0, prompt.length));
   let out = await session.run(feeds);
   const vocab = out['logits']!.dims[2]!;
@@ -248,6 +253,7 @@ describe.each(Object.entries(CASES))('optimizeDecoder on %s', (_name, { dir, pro
           use_cache_branch: new ort.Tensor('bool', [true], [1]),
           position_ids: new ort.Tensor('int64', new BigInt64Array(rows).fill(BigInt(past)), [rows, 1]),
           attention_bias: new ort.Tensor('float32', new Float32Array(rows * (past + 1)), [rows, 1, 1, past + 1]),
+          logits_from: new ort.Tensor('int64', BigInt64Array.of(0n), [1]),
         };
         for (let l = 0; l < layers; l++) {
           for (const kv of ['key', 'value']) {
@@ -266,6 +272,46 @@ describe.each(Object.entries(CASES))('optimizeDecoder on %s', (_name, { dir, pro
       const argmaxes = (l: Float32Array): number[] =>
         Array.from({ length: rows }, (_, r) => argmax(l.subarray(r * vocab, (r + 1) * vocab)));
       expect(argmaxes(shared)).toEqual(argmaxes(copies));
+    } finally {
+      await session.release();
+    }
+  });
+
+  it('logits_from: the prompt step computes only the logits of positions from logits_from on, the same values', async () => {
+    const result = await optimizeDecoder(join(dir, DECODER), { cacheDir });
+    expect(rewritesOf(result.path).filter((r) => r.includes('logits_from'))).toHaveLength(2); // both If branches
+    const session = await createSession(result.path, { threads: 2 });
+    try {
+      const hidden = await encode(dir);
+      const layers = session.inputNames.filter((n) => /^past_key_values\.\d+\.decoder\.key$/.test(n)).length;
+      const meta = session.inputMetadata.find((m) => m.name === 'past_key_values.0.decoder.key');
+      const heads = meta?.isTensor === true ? Number(meta.shape[1]) : NaN;
+      const headDim = hidden.dims[2]! / heads;
+      // a prompt as long as a window's with previous text: the prompt, then the jfk tokens
+      const tokens = [...prompt, ...jfkGreedyTokens(dir)];
+      const n = tokens.length;
+      const run = async (from: number): Promise<ort.Tensor> => {
+        const feeds: Record<string, ort.Tensor> = {
+          input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens.map(BigInt)), [1, n]),
+          encoder_hidden_states: hidden,
+          use_cache_branch: new ort.Tensor('bool', [false], [1]),
+          position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: n }, (_, j) => BigInt(j)), [1, n]),
+          attention_bias: new ort.Tensor('float32', new Float32Array(n), [1, 1, 1, n]),
+          logits_from: new ort.Tensor('int64', BigInt64Array.of(BigInt(from)), [1]),
+        };
+        const empty = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, headDim]);
+        for (let l = 0; l < layers; l++) {
+          for (const kind of ['decoder.key', 'decoder.value', 'encoder.key', 'encoder.value']) feeds[`past_key_values.${l}.${kind}`] = empty;
+        }
+        return (await session.run(feeds, ['logits']))['logits']!;
+      };
+      const all = await run(0);
+      const from = n - 3;
+      const tail = await run(from);
+      const vocab = all.dims[2]!;
+      expect(all.dims).toEqual([1, n, vocab]);
+      expect(tail.dims).toEqual([1, 3, vocab]);
+      expect(maxAbsDiff((all.data as Float32Array).subarray(from * vocab), tail.data as Float32Array)).toBeLessThan(MAX_ABS_DIFF);
     } finally {
       await session.release();
     }

@@ -106,12 +106,16 @@ export async function decodeBatch(
   const maxTotal = model.config.nTextCtx;
   for (let step = 0; step < o.maxNewTokens; step++) {
     throwIfAborted(o.signal);
-    const out = await model.decode(input, cache, { allLogits: step === 0 });
+    // the prompt step needs the logits of each row's <|startoftranscript|> (no-speech probability) and of the last
+    // position: from the earliest of those on
+    const firstSot = Math.min(...prompts.map((p, r) => (pads[r] as number) + p.sotIndex));
+    const out = await model.decode(input, cache, step === 0 ? { allLogits: true, logitsFrom: firstSot } : {});
     const v = out.vocab;
     if (step === 0 && noSpeech !== undefined && out.allLogits) {
       // openai/whisper decoding.py DecodingTask._main_loop: no-speech probability at <|startoftranscript|>
+      const from = out.allLogitsFrom ?? 0;
       for (let r = 0; r < rows; r++) {
-        const at = (r * width + (pads[r] as number) + (prompts[r] as { sotIndex: number }).sotIndex) * v;
+        const at = (r * (width - from) + (pads[r] as number) + (prompts[r] as { sotIndex: number }).sotIndex - from) * v;
         noSpeechProbs[r] = Math.exp(tokenLogprob(out.allLogits.subarray(at, at + v), noSpeech));
       }
     }

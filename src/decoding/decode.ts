@@ -186,12 +186,14 @@ export async function decodeWindow(
   const stats: RowStats = { logZ: Number.NaN };
   for (let step = 0; step < o.maxNewTokens; step++) {
     throwIfAborted(o.signal);
-    const out = await model.decode(input, cache, { allLogits: step === 0 });
+    // the prompt step needs the logits of <|startoftranscript|> (no-speech probability) and of the last position
+    const out = await model.decode(input, cache, step === 0 ? { allLogits: true, logitsFrom: sotIndex } : {});
     const v = out.vocab;
     if (step === 0) {
       if (noSpeech !== undefined && out.allLogits) {
         // openai/whisper decoding.py DecodingTask._main_loop: no-speech probability at <|startoftranscript|>
-        noSpeechProb = Math.exp(tokenLogprob(out.allLogits.subarray(sotIndex * v, (sotIndex + 1) * v), noSpeech));
+        const at = sotIndex - (out.allLogitsFrom ?? 0);
+        noSpeechProb = Math.exp(tokenLogprob(out.allLogits.subarray(at * v, (at + 1) * v), noSpeech));
       }
       // the prompt ran as one row: every row starts from it
       cache.expand(rows);

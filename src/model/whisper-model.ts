@@ -3,7 +3,7 @@ import { createSession, ort, type SessionOptions } from '../runtime/session.js';
 import { WhisperTokenizer } from '../tokenizer/index.js';
 import { parseConfig, readJson, resolveModelFiles, type ModelFiles, type WhisperConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
-import { PADDING_INPUTS } from '../runtime/optimize.js';
+import { LOGITS_FROM, PADDING_INPUTS } from '../runtime/optimize.js';
 import type { Dtype } from '../dtypes.js';
 import type { Activations } from '../options.js';
 
@@ -42,8 +42,13 @@ export interface DecoderOutput {
   /** Logits of the last position of each row: [batch, vocab] row-major. */
   logits: Float32Array;
   vocab: number;
-  /** Logits of every position of the step (only filled on request): [batch, positions, vocab]. */
+  /**
+   * Logits of every position of the step from `allLogitsFrom` on (only filled on request): [batch, positions −
+   * allLogitsFrom, vocab].
+   */
   allLogits?: Float32Array;
+  /** The first position `allLogits` holds (the `logitsFrom` asked for, when the decoder can skip positions). */
+  allLogitsFrom?: number;
   /** Cross-attention weights per layer [batch, heads, positions, audioCtx] when the decoder exports them. */
   crossAttentions?: ort.Tensor[];
 }
@@ -148,6 +153,12 @@ export class WhisperModel {
   }
   #paddingInputs: boolean | undefined;
 
+  /** Whether the decoder takes `logits_from` (runtime/optimize `addLogitsFrom`). */
+  private get logitsFromInput(): boolean {
+    return (this.#logitsFromInput ??= this.decoder.inputNames.includes(LOGITS_FROM));
+  }
+  #logitsFromInput: boolean | undefined;
+
   get isMultilingual(): boolean {
     return this.tokenizer.isMultilingual;
   }
@@ -185,7 +196,15 @@ export class WhisperModel {
   async decode(
     tokens: readonly number[],
     cache: KvCache,
-    opts: { allLogits?: boolean; crossAttentions?: boolean } = {},
+    opts: {
+      allLogits?: boolean;
+      crossAttentions?: boolean;
+      /**
+       * The first position whose logits the step needs (default 0: all): the prompt step of a window needs only its
+       * last few (runtime/optimize `addLogitsFrom`). Ignored by a decoder without that input.
+       */
+      logitsFrom?: number;
+    } = {},
   ): Promise<DecoderOutput> {
     this.check();
     const batch = cache.batch;
@@ -198,6 +217,8 @@ export class WhisperModel {
       use_cache_branch: new ort.Tensor('bool', Uint8Array.of(cache.started ? 1 : 0), [1]),
     };
     if (this.paddingInputs) Object.assign(feeds, paddingFeeds(cache, batch, n));
+    const from = this.logitsFromInput ? Math.min(Math.max(0, Math.floor(opts.logitsFrom ?? 0)), n - 1) : 0;
+    if (this.logitsFromInput) feeds[LOGITS_FROM] = new ort.Tensor('int64', BigInt64Array.of(BigInt(from)), [1]);
     else if (cache.padding.some((p) => p > 0)) {
       throw new WhisperError('E_INFERENCE', 'padded rows need a decoder with padding inputs (runtime/optimize)');
     }
@@ -263,14 +284,18 @@ export class WhisperModel {
     if (!logitsTensor) throw new WhisperError('E_INFERENCE', 'the decoder returned no logits');
     const all = logitsTensor.data as Float32Array;
     const vocab = logitsTensor.dims[2] ?? this.config.vocabSize;
+    const np = n - from; // positions the logits hold
     let last: Float32Array;
-    if (n === 1) last = all;
+    if (np === 1) last = all;
     else {
       last = new Float32Array(batch * vocab);
-      for (let b = 0; b < batch; b++) last.set(all.subarray((b * n + n - 1) * vocab, (b * n + n) * vocab), b * vocab);
+      for (let b = 0; b < batch; b++) last.set(all.subarray((b * np + np - 1) * vocab, (b * np + np) * vocab), b * vocab);
     }
     const result: DecoderOutput = { logits: last, vocab };
-    if (opts.allLogits) result.allLogits = all;
+    if (opts.allLogits) {
+      result.allLogits = all;
+      result.allLogitsFrom = from;
+    }
     if (opts.crossAttentions && this.hasCrossAttentions) {
       result.crossAttentions = Array.from({ length: layers }, (_, i) => out[`cross_attentions.${i}`]).filter(
         (t): t is ort.Tensor => t !== undefined,
