@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeAudio, logMelSpectrogram, melWindow, N_SAMPLES } from '../src/audio/index.js';
 import { BeamSearchChooser, GreedyChooser, type DecodeState } from '../src/decoding/choosers.js';
 import { decodeWindow, type DecodeWindowOptions } from '../src/decoding/decode.js';
-import { NoRepeatNgram, RepetitionPenalty, topK } from '../src/decoding/logit-filters.js';
+import { NoRepeatNgram, RepetitionPenalty, SuppressTokens, filteredLogZ, logSumExp, topK } from '../src/decoding/logit-filters.js';
 import { MaximumLikelihoodRanker } from '../src/decoding/ranker.js';
 import { jsTopLogprobs, ortTopLogprobs } from '../src/decoding/top-logprobs.js';
 import { loadModel, type Whisper } from '../src/index.js';
 import { WhisperModel } from '../src/model/whisper-model.js';
+import { optimizeDecoder } from '../src/runtime/optimize.js';
 import type { ort } from '../src/runtime/session.js';
 import { BASE, EVAL, JFK, TINY_EN, readReference } from './helpers/paths.js';
 
@@ -110,6 +111,37 @@ describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {
     const dup = await run([0, 0]);
     expect(maxDiff(row(dup.logits, v, 0), row(dup.logits, v, 1))).toBeLessThan(0.05);
     expect(maxDiff(row(dup.logits, v, 1), row(plain.logits, v, 0))).toBeLessThan(0.25);
+  });
+
+  it("the decoder's log Σ exp gives each filtered row's normaliser (filteredLogZ), on its cheap and its direct path", async () => {
+    // through the rewrite that adds the output (runtime/optimize addLogSumExp)
+    const rewritten = await WhisperModel.load(TINY_EN, {
+      threads: THREADS,
+      activations: 'int8',
+      graphRewriter: async (path, { role, floatActivations }) =>
+        role === 'decoder' ? (await optimizeDecoder(path, { floatActivations })).path : path,
+    });
+    const cache = rewritten.newCache(hidden);
+    let out = await rewritten.decode(sot(), cache);
+    const tokens = rewritten.tokenizer.encode(' And so my fellow Americans');
+    const suppress = new SuppressTokens(Array.from({ length: 300 }, (_, i) => 50000 + i));
+    const penalty = new RepetitionPenalty(1.5);
+    for (const [i, token] of tokens.entries()) {
+      expect(out.logSumExp).toHaveLength(1);
+      const raw = out.logits.slice();
+      const z = out.logSumExp![0]!;
+      // float32 in ONNX Runtime, in two levels (51864 = 24 × 2161 for tiny.en), float64 here
+      expect(Math.abs(z - logSumExp(raw))).toBeLessThan(5e-5);
+      const filtered = raw.slice();
+      suppress.apply(filtered);
+      penalty.apply(filtered, tokens.slice(0, i + 1));
+      expect(Math.abs(filteredLogZ(raw, filtered, z) - logSumExp(filtered))).toBeLessThan(5e-5);
+      // most of the mass disabled: the direct sum, exactly
+      const few = raw.slice().fill(-Infinity, 0, raw.length - 5);
+      expect(filteredLogZ(raw, few, z)).toBe(logSumExp(few));
+      out = await rewritten.decode([token], cache);
+    }
+    await rewritten.dispose();
   });
 
   it('rejects reorders of the wrong size and expanding a cache twice', () => {

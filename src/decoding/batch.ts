@@ -2,7 +2,7 @@ import { throwIfAborted } from '../errors.js';
 import type { KvCache, WhisperModel } from '../model/whisper-model.js';
 import type { ort } from '../runtime/session.js';
 import { buildFilters, compressionRatio, initialTokens, languageProbs, type DecodeWindowOptions, type DecodingResult } from './decode.js';
-import { argmax, tokenLogprob, type LogitFilter, type RowStats } from './logit-filters.js';
+import { argmax, filteredLogZ, tokenLogprob, type LogitFilter, type RowStats } from './logit-filters.js';
 import { Rng, sampleToken } from './sampler.js';
 
 /** Options of a batch decode: a window's options, with one language per row (rows are different audio). */
@@ -87,6 +87,7 @@ export async function decodeBatch(
   const filters = buildFilters(model, windowOptions(0));
   const compactBelow = o.compactBelow ?? 0.5;
   const stats: RowStats = { logZ: Number.NaN };
+  let raw: Float32Array | undefined; // a row before the filters
   const rngs = Array.from({ length: rows }, (_, r) => new Rng(o.seed + r));
   const sampled: number[][] = Array.from({ length: rows }, () => []);
   const sums = new Float64Array(rows);
@@ -128,6 +129,9 @@ export async function decodeBatch(
       }
       const logits = out.logits.subarray(i * v, (i + 1) * v);
       const seq = sampled[r] as number[];
+      // the decoder's normaliser of the unfiltered row, when it computes one: the filtered row's follows cheaply
+      const rawLogZ = out.logSumExp?.[i];
+      if (rawLogZ !== undefined) (raw ??= new Float32Array(v)).set(logits);
       for (const f of filters) {
         stats.logZ = Number.NaN; // only the last filter's normaliser describes the filtered row
         f.apply(logits, seq, stats);
@@ -137,7 +141,11 @@ export async function decodeBatch(
         f.apply(logits, seq, stats);
       }
       const token = o.temperature === 0 ? argmax(logits) : sampleToken(logits, o.temperature, rngs[r] as Rng);
-      const logZ = Number.isNaN(stats.logZ) ? (logits[token] as number) - tokenLogprob(logits, token) : stats.logZ;
+      const logZ = !Number.isNaN(stats.logZ)
+        ? stats.logZ
+        : rawLogZ !== undefined && raw
+          ? filteredLogZ(raw, logits, rawLogZ)
+          : (logits[token] as number) - tokenLogprob(logits, token);
       sums[r] = (sums[r] as number) + (logits[token] as number) - logZ;
       if (token === eot) done[r] = true;
       else seq.push(token);

@@ -30,6 +30,8 @@ export interface ChooserStep {
 export interface TokenChooser {
   /** Rows run through the decoder as one batch. */
   readonly rows: number;
+  /** Whether `update` reads `logZ`, the filtered rows' normalisers (when not, the loop need not compute them). */
+  readonly needsLogZ: boolean;
   /** Whether a row takes no more tokens (its logits need no filtering). */
   isDone(state: DecodeState, row: number): boolean;
   /**
@@ -47,6 +49,7 @@ export interface TokenChooser {
  */
 export class GreedyChooser implements TokenChooser {
   private readonly rng: Rng;
+  readonly needsLogZ = true;
 
   constructor(
     readonly rows: number,
@@ -96,6 +99,8 @@ export class GreedyChooser implements TokenChooser {
 export class BeamSearchChooser implements TokenChooser {
   private readonly finished = new Map<string, Candidate>();
   private readonly maxCandidates: number;
+  /** Log-probabilities come from `top` (a log-softmax of its own). */
+  readonly needsLogZ = false;
 
   constructor(
     readonly rows: number,

@@ -9,6 +9,7 @@ import {
   RepetitionPenalty,
   SuppressBlank,
   SuppressTokens,
+  filteredLogZ,
   tokenLogprob,
   type LogitFilter,
   type RowStats,
@@ -184,6 +185,7 @@ export async function decodeWindow(
   const maxTotal = model.config.nTextCtx;
   let logits: Float32Array = new Float32Array(0);
   const stats: RowStats = { logZ: Number.NaN };
+  let raw: Float32Array | undefined; // a row before the filters
   for (let step = 0; step < o.maxNewTokens; step++) {
     throwIfAborted(o.signal);
     // the prompt step needs the logits of <|startoftranscript|> (no-speech probability) and of the last position
@@ -203,15 +205,21 @@ export async function decodeWindow(
       logits = out.logits;
     }
     const logZ = new Float64Array(rows).fill(Number.NaN);
+    // the decoder's normaliser of the unfiltered row, when it computes one: the filtered row's follows cheaply
+    const rawLogZ = chooser.needsLogZ ? out.logSumExp : undefined;
     for (let r = 0; r < rows; r++) {
       if (chooser.isDone(state, r)) continue;
       const row = logits.subarray(r * v, (r + 1) * v);
       const seq = state.sequences[r] as number[];
+      if (rawLogZ) (raw ??= new Float32Array(v)).set(row);
       for (const f of filters) {
         stats.logZ = Number.NaN; // only the last filter's normaliser describes the filtered row
         f.apply(row, seq, stats);
       }
       logZ[r] = stats.logZ;
+      if (rawLogZ && raw && Number.isNaN(stats.logZ)) {
+        logZ[r] = filteredLogZ(raw, row, rawLogZ[step === 0 ? 0 : r] as number); // the prompt ran as one row
+      }
     }
     const { sources, completed } = await chooser.update(state, logits, v, logZ);
     if (sources) cache.reorder(sources);

@@ -172,6 +172,28 @@ export function argmax(row: Float32Array): number {
   return best;
 }
 
+/**
+ * log Σ exp of a filtered row, from `z`, the log Σ exp of the same row before the filters (computed by the decoder,
+ * model `DecoderOutput.logSumExp`): the filters disable tokens (−∞) and rescale a few, so only the entries they
+ * changed are visited: Σ exp(filtered − z) = 1 + Σ over changed entries of exp(filtered − z) − exp(raw − z). Where
+ * the changed entries held half the mass or more, that difference would lose precision: the row is summed directly.
+ */
+export function filteredLogZ(raw: Float32Array, filtered: Float32Array, z: number): number {
+  if (!Number.isFinite(z)) return logSumExp(filtered);
+  let removed = 0;
+  let delta = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const a = raw[i] as number;
+    const b = filtered[i] as number;
+    if (a === b) continue;
+    const ea = Math.exp(a - z);
+    removed += ea;
+    delta += Math.exp(b - z) - ea;
+  }
+  if (removed >= 0.5) return logSumExp(filtered);
+  return z + Math.log(1 + delta);
+}
+
 /** log Σ exp(row), in float64. */
 export function logSumExp(row: Float32Array): number {
   let max = -Infinity;

@@ -3,7 +3,7 @@ import { createSession, ort, type SessionOptions } from '../runtime/session.js';
 import { WhisperTokenizer } from '../tokenizer/index.js';
 import { parseConfig, readJson, resolveModelFiles, type ModelFiles, type WhisperConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
-import { LOGITS_FROM, PADDING_INPUTS } from '../runtime/optimize.js';
+import { LOGITS_FROM, LOGITS_LOGSUMEXP, PADDING_INPUTS } from '../runtime/optimize.js';
 import type { Dtype } from '../dtypes.js';
 import type { Activations } from '../options.js';
 
@@ -49,6 +49,11 @@ export interface DecoderOutput {
   allLogits?: Float32Array;
   /** The first position `allLogits` holds (the `logitsFrom` asked for, when the decoder can skip positions). */
   allLogitsFrom?: number;
+  /**
+   * log Σ exp of each row's `logits` (before any filter), when the decoder computes it (runtime/optimize
+   * `addLogSumExp`): [batch], float32.
+   */
+  logSumExp?: Float32Array;
   /** Cross-attention weights per layer [batch, heads, positions, audioCtx] when the decoder exports them. */
   crossAttentions?: ort.Tensor[];
 }
@@ -292,6 +297,12 @@ export class WhisperModel {
       for (let b = 0; b < batch; b++) last.set(all.subarray((b * np + np - 1) * vocab, (b * np + np) * vocab), b * vocab);
     }
     const result: DecoderOutput = { logits: last, vocab };
+    const lse = out[LOGITS_LOGSUMEXP];
+    if (lse) {
+      const values = lse.data as Float32Array;
+      result.logSumExp =
+        np === 1 ? values : Float32Array.from({ length: batch }, (_, b) => values[b * np + np - 1] as number);
+    }
     if (opts.allLogits) {
       result.allLogits = all;
       result.allLogitsFrom = from;

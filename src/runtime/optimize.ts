@@ -349,6 +349,7 @@ export function rewriteModel(
     rewriteGraph(graph, new Map(), rewrites, added, names);
     rewrites.push(...addPaddingInputs(graph, names));
     rewrites.push(...addLogitsFrom(graph, names));
+    rewrites.push(...addLogSumExp(graph, names, defaultOpset(model)));
     rewrites.push(...addStepOutputs(graph, names));
     if (defaultOpset(model) >= 15) rewrites.push(...groupSharedCrossAttention(graph, names));
   }
@@ -714,24 +715,7 @@ export const LOGITS_FROM = 'logits_from';
  */
 function addLogitsFrom(main: GraphProto, names: Set<string>): string[] {
   if (names.has(LOGITS_FROM)) return [];
-  const producerOf = (graph: GraphProto, output: string): NodeProto | undefined =>
-    graph.node.find((n) => n.output.includes(output));
-  const own = producerOf(main, 'logits');
-  const ifNode = own?.op_type === 'If' && isDefaultDomain(own.domain) ? own : undefined;
-  const found: { graph: GraphProto; matmul: NodeProto }[] = [];
-  if (own !== undefined && ifNode === undefined) {
-    if (own.op_type === 'MatMul') found.push({ graph: main, matmul: own });
-  } else if (ifNode !== undefined) {
-    const index = ifNode.output.indexOf('logits');
-    for (const a of ifNode.attribute) {
-      const branch = a.g;
-      if (branch === undefined || branch === null) continue;
-      const output = branch.output[index]?.name;
-      const node = output === undefined ? undefined : producerOf(branch, output);
-      if (node?.op_type !== 'MatMul' || !isDefaultDomain(node.domain)) return [];
-      found.push({ graph: branch, matmul: node });
-    }
-  }
+  const found = logitsSites(main)?.sites ?? [];
   if (found.length === 0) return [];
   const changes: string[] = [];
   const int64 = (values: bigint[]): Uint8Array => new Uint8Array(BigInt64Array.from(values).buffer);
@@ -758,6 +742,103 @@ function addLogitsFrom(main: GraphProto, names: Set<string>): string[] {
     graph.node = [...graph.node.slice(0, at), slice, ...graph.node.slice(at)];
     changes.push(`${matmul.name ?? '(MatMul)'}: logits of positions ${LOGITS_FROM} … only`);
   }
+  return changes;
+}
+
+/**
+ * Where the decoder computes its `logits` output with a MatMul: in the main graph, or in each branch of the merged
+ * decoder's `If` (undefined when not so).
+ */
+function logitsSites(main: GraphProto): { ifNode: NodeProto | undefined; sites: { graph: GraphProto; matmul: NodeProto }[] } | undefined {
+  const producerOf = (graph: GraphProto, output: string): NodeProto | undefined =>
+    graph.node.find((n) => n.output.includes(output));
+  const own = producerOf(main, 'logits');
+  if (own === undefined || !isDefaultDomain(own.domain)) return undefined;
+  if (own.op_type === 'MatMul') return { ifNode: undefined, sites: [{ graph: main, matmul: own }] };
+  if (own.op_type !== 'If') return undefined;
+  const index = own.output.indexOf('logits');
+  const sites: { graph: GraphProto; matmul: NodeProto }[] = [];
+  for (const a of own.attribute) {
+    const branch = a.g;
+    if (branch === undefined || branch === null) continue;
+    const output = branch.output[index]?.name;
+    const node = output === undefined ? undefined : producerOf(branch, output);
+    if (node?.op_type !== 'MatMul' || !isDefaultDomain(node.domain)) return undefined;
+    sites.push({ graph: branch, matmul: node });
+  }
+  return sites.length === 2 ? { ifNode: own, sites } : undefined;
+}
+
+/** The decoder output `addLogSumExp` adds: log Σ exp of each position's logits, [batch, positions]. */
+export const LOGITS_LOGSUMEXP = 'logits_logsumexp';
+
+/**
+ * Gives the decoder an output `logits_logsumexp` [batch, positions]: log Σ exp of the logits over the vocabulary,
+ * computed by ONNX Runtime (a JavaScript loop of `Math.exp` over 51865 logits takes about a millisecond per row and
+ * step). Decoding derives each filtered row's normaliser from it (decoding `filteredLogZ`). One `ReduceLogSumExp` sums
+ * 51865 terms in float32 one after another: 1e-4 off the float64 value; so the vocabulary is split in two factors
+ * (205 × 253 for 51865) and reduced in two levels, 2e-6 off (float32 rounding of the result). Returns one line per
+ * graph.
+ */
+function addLogSumExp(main: GraphProto, names: Set<string>, opset: number): string[] {
+  if (names.has(LOGITS_LOGSUMEXP)) return [];
+  const found = logitsSites(main);
+  if (found === undefined) return [];
+  const changes: string[] = [];
+  let axes: string | undefined;
+  if (opset >= 18) {
+    axes = uniqueName('logits_logsumexp_axes', names);
+    const raw = new Uint8Array(BigInt64Array.of(-1n).buffer);
+    main.initializer = [...main.initializer, newTensor({ name: axes, data_type: DataType.INT64, dims: [1], raw_data: raw })];
+  }
+  const value = (name: string): ValueInfoProto =>
+    newTensorValueInfo(name, DataType.FLOAT, ['batch_size', 'logits_sequence_length']);
+  // the vocabulary size, from the projection's weight, and its two most balanced factors
+  const initializers = new Map<string, TensorProto>();
+  for (const g of [main, ...found.sites.map((x) => x.graph)]) for (const t of g.initializer) if (t.name) initializers.set(t.name, t);
+  const weight = initializers.get(found.sites[0]?.matmul.input[1] ?? '');
+  const vocab = weight?.dims.length === 2 ? int64ToNumber(weight.dims[1] ?? 0) : 0;
+  let rows = Math.floor(Math.sqrt(vocab));
+  while (rows > 1 && vocab % rows !== 0) rows--;
+  let shape: string | undefined;
+  if (rows >= 16) {
+    shape = uniqueName('logits_logsumexp_shape', names);
+    const raw = new Uint8Array(BigInt64Array.of(0n, 0n, BigInt(rows), BigInt(vocab / rows)).buffer);
+    main.initializer = [...main.initializer, newTensor({ name: shape, data_type: DataType.INT64, dims: [4], raw_data: raw })];
+  }
+  const reduce = (input: string, output: string): NodeProto =>
+    newNode({
+      name: uniqueName('/proj_out/ReduceLogSumExp', names),
+      op_type: 'ReduceLogSumExp',
+      input: axes === undefined ? [input] : [input, axes],
+      output: [output],
+      attribute: [
+        newAttribute({ name: 'keepdims', type: AttributeType.INT, i: 0 }),
+        ...(axes === undefined ? [newAttribute({ name: 'axes', type: AttributeType.INTS, ints: [-1] })] : []),
+      ],
+    });
+  for (const { graph, matmul } of found.sites) {
+    const logits = matmul.output[0] ?? '';
+    const out = found.ifNode === undefined ? LOGITS_LOGSUMEXP : uniqueName(`${logits}_logsumexp`, names);
+    if (shape === undefined) graph.node = [...graph.node, reduce(logits, out)];
+    else {
+      const split = uniqueName(`${logits}_split`, names);
+      const partial = uniqueName(`${logits}_logsumexp_partial`, names);
+      graph.node = [
+        ...graph.node,
+        newNode({ name: uniqueName('/proj_out/Reshape', names), op_type: 'Reshape', input: [logits, shape], output: [split] }),
+        reduce(split, partial),
+        reduce(partial, out),
+      ];
+    }
+    graph.output = [...graph.output, value(out)];
+    changes.push(`${matmul.name ?? '(MatMul)'}: ${LOGITS_LOGSUMEXP} output`);
+  }
+  if (found.ifNode !== undefined) {
+    found.ifNode.output = [...found.ifNode.output, LOGITS_LOGSUMEXP];
+    main.output = [...main.output, value(LOGITS_LOGSUMEXP)];
+  }
+  names.add(LOGITS_LOGSUMEXP);
   return changes;
 }
 
