@@ -84,11 +84,8 @@ describe('whisper-base accuracy and languages', () => {
     expect(wer).toBeLessThanOrEqual(0.145);
   });
 
-  it('CER on aishell_zh (15 files, greedy) is within the README bound (≤ 14.2 %)', async () => {
-    const cer = score(join(EVAL, 'aishell_zh'), await transcribeSet('aishell_zh', 'zh'), 'zh');
-    console.log(`whisper-base aishell_zh greedy CER ${(cer * 100).toFixed(2)} % (reference 13.16 %)`);
-    expect(cer).toBeLessThanOrEqual(0.142);
-  });
+  // CER on aishell_zh (15 files, greedy) within the README bound (≤ 14.2 %): decoding.accuracy.test.ts, whose
+  // simplified-script run is this greedy decoding (the script is converted after it) scored by the reference scorer
 
   it("detects the reference's top language on every FLEURS and AISHELL file", async () => {
     const refs = readReference(BASE).filter((r) => r.set.startsWith('fleurs_') || r.set === 'aishell_zh');
