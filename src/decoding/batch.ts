@@ -105,11 +105,11 @@ export async function decodeBatch(
     input.push(...p.tokens);
   });
   const maxTotal = model.config.nTextCtx;
+  // the prompt step needs the logits of each row's <|startoftranscript|> (no-speech probability) and of the last
+  // position: from the earliest of those on
+  const firstSot = Math.min(...prompts.map((p, r) => (pads[r] as number) + p.sotIndex));
   for (let step = 0; step < o.maxNewTokens; step++) {
     throwIfAborted(o.signal);
-    // the prompt step needs the logits of each row's <|startoftranscript|> (no-speech probability) and of the last
-    // position: from the earliest of those on
-    const firstSot = Math.min(...prompts.map((p, r) => (pads[r] as number) + p.sotIndex));
     const out = await model.decode(input, cache, step === 0 ? { allLogits: true, logitsFrom: firstSot } : {});
     const v = out.vocab;
     if (step === 0 && noSpeech !== undefined && out.allLogits) {
