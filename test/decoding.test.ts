@@ -6,6 +6,7 @@ import { NoRepeatNgram, RepetitionPenalty, SuppressTokens, filteredLogZ, logSumE
 import { MaximumLikelihoodRanker } from '../src/decoding/ranker.js';
 import { jsTopLogprobs, ortTopLogprobs } from '../src/decoding/top-logprobs.js';
 import { loadModel, type Whisper } from '../src/index.js';
+import { KvCache } from '../src/model/kv-cache.js';
 import { WhisperModel } from '../src/model/whisper-model.js';
 import { optimizeDecoder } from '../src/runtime/optimize.js';
 import type { ort } from '../src/runtime/session.js';
@@ -111,6 +112,52 @@ describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {
     const dup = await run([0, 0]);
     expect(maxDiff(row(dup.logits, v, 0), row(dup.logits, v, 1))).toBeLessThan(0.05);
     expect(maxDiff(row(dup.logits, v, 1), row(plain.logits, v, 0))).toBeLessThan(0.25);
+  });
+
+  it('a cache with spare room (written in place, masked) gives the logits of an exact one, across regrowth and reorders', async () => {
+    const rewritten = await WhisperModel.load(TINY_EN, {
+      threads: THREADS,
+      graphRewriter: async (path, { role, floatActivations }) =>
+        role === 'decoder' ? (await optimizeDecoder(path, { floatActivations })).path : path,
+    });
+    try {
+      const spare = rewritten.newCache(hidden);
+      expect(spare.spare).toBe(true); // padding inputs and step outputs: the model gives its caches spare room
+      const exact = new KvCache(1, hidden);
+      const tokens = rewritten.tokenizer.encode(
+        ' And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.' +
+          ' And so my fellow citizens of the world, ask not what America will do for you, but what together we can do' +
+          ' for the freedom of man. And so my fellow Americans, ask not what your country can do for you.',
+      );
+      expect(tokens.length).toBeGreaterThan(70); // past the first regrowth (64 spare positions after the prompt)
+      const feeds = (t: number): number[] => [t, t];
+      let a = await rewritten.decode(sot(), spare);
+      let b = await rewritten.decode(sot(), exact);
+      spare.expand(2);
+      exact.expand(2);
+      const capacities = new Set<number>();
+      for (const [i, t] of tokens.entries()) {
+        const v = a.vocab;
+        for (const r of i === 0 ? [0] : [0, 1]) {
+          expect(maxDiff(row(a.logits, v, r), row(b.logits, v, r))).toBeLessThan(1e-3);
+        }
+        if (i === 0) [a, b] = [await rewritten.decode(feeds(t), spare), await rewritten.decode(feeds(t), exact)];
+        else {
+          // row 1 takes row 0's history half of the time: the copies must carry the positions written in place
+          const sources = i % 2 === 0 ? [0, 0] : [1, 1];
+          spare.reorder(sources);
+          exact.reorder(sources);
+          a = await rewritten.decode(feeds(t), spare);
+          b = await rewritten.decode(feeds(t), exact);
+        }
+        capacities.add(spare.capacity);
+        expect(spare.capacity).toBeGreaterThanOrEqual(spare.length);
+        expect(exact.capacity).toBe(exact.length);
+      }
+      expect(capacities.size).toBeGreaterThan(1); // the tensors grew at least once
+    } finally {
+      await rewritten.dispose();
+    }
   });
 
   it("the decoder's log Σ exp gives each filtered row's normaliser (filteredLogZ), on its cheap and its direct path", async () => {

@@ -41,16 +41,36 @@ export class KvCache {
   constructor(
     batch: number,
     readonly encoderHidden: ort.Tensor,
+    /**
+     * Whether the self-attention tensors may hold more positions than `length` (see `capacity`): only for a decoder
+     * whose `attention_bias` input masks the unused ones (`WhisperModel.decode` does).
+     */
+    readonly spare = false,
   ) {
     this.rows = batch;
   }
 
   /**
+   * Positions the self-attention tensors hold: `length`, or more when the cache was made with `spare` room: the
+   * positions after `length` are unused (zeros or stale values, always finite), and the decoder must mask them.
+   * Appending then writes a step's positions in place instead of copying the whole past every step, and the tensors
+   * are reallocated (64 positions larger) only when they are full.
+   */
+  get capacity(): number {
+    const first = this.decoder.values().next().value;
+    return first?.dims[2] ?? this.length;
+  }
+
+  /**
    * Appends a step's keys or values [rows, heads, n, headDim] to the cached past `name` [rows, heads, length,
    * headDim] (what the decoder's Concat computes for its `present` output, built here from its smaller `step`
-   * output).
+   * output). Every tensor of one step is appended before `length` moves on.
    */
   append(name: string, step: ort.Tensor): void {
+    if (this.spare) {
+      this.appendInPlace(name, step);
+      return;
+    }
     const past = this.decoder.get(name);
     if (past === undefined) {
       this.decoder.set(name, step);
@@ -60,7 +80,7 @@ export class KvCache {
     const n = step.dims[2] ?? 0;
     const a = rowData(past);
     const b = rowData(step);
-    const out = this.spare(name, a, rows * heads * (length + n) * headDim, rows * heads * headDim);
+    const out = this.spareBuffer(name, a, rows * heads * (length + n) * headDim, rows * heads * headDim);
     const oldSpan = length * headDim;
     const newSpan = n * headDim;
     for (let i = 0; i < rows * heads; i++) {
@@ -71,6 +91,34 @@ export class KvCache {
     this.decoder.set(name, new ort.Tensor(past.type as 'float32', out as Float32Array, [rows, heads, length + n, headDim]));
   }
 
+  /** `append` for a cache with spare room: the step's positions are written after `length`. */
+  private appendInPlace(name: string, step: ort.Tensor): void {
+    const [rows = 1, heads = 1, n = 0, headDim = 0] = step.dims;
+    const b = rowData(step);
+    let past = this.decoder.get(name);
+    const length = past === undefined ? 0 : this.length;
+    const capacity = past?.dims[2] ?? 0;
+    if (past === undefined || length + n > capacity) {
+      // room for 64 more positions: a reallocation (and a copy of the past) every 64 steps at most
+      const grown = length + n + 64;
+      const out = newLike(b, rows * heads * grown * headDim);
+      if (past !== undefined) {
+        const a = rowData(past);
+        for (let i = 0; i < rows * heads; i++) {
+          out.set(a.subarray(i * capacity * headDim, (i * capacity + length) * headDim), i * grown * headDim);
+        }
+      }
+      past = new ort.Tensor(step.type as 'float32', out as Float32Array, [rows, heads, grown, headDim]);
+      this.decoder.set(name, past);
+    }
+    const out = rowData(past);
+    const span = (past.dims[2] ?? 0) * headDim;
+    const newSpan = n * headDim;
+    for (let i = 0; i < rows * heads; i++) {
+      out.set(b.subarray(i * newSpan, (i + 1) * newSpan), i * span + length * headDim);
+    }
+  }
+
   /**
    * Buffers `append` writes into, two per tensor used in turn: the past of one step is the spare of the next. Reusing
    * them (instead of a new array per step) keeps the megabytes each step moves out of the allocator and the garbage
@@ -78,7 +126,7 @@ export class KvCache {
    */
   private spares = new Map<string, RowData[]>();
 
-  private spare(name: string, current: RowData, size: number, perPosition: number): RowData {
+  private spareBuffer(name: string, current: RowData, size: number, perPosition: number): RowData {
     const pair = this.spares.get(name) ?? [];
     let buffer = pair.find((p) => p.buffer !== current.buffer && p.length >= size);
     if (buffer === undefined) {
@@ -167,10 +215,11 @@ export class KvCache {
     }
     for (const t of this.decoder.values()) {
       const d = rowData(t);
-      const [, heads = 1, positions = 0] = t.dims;
+      const [, heads = 1, positions = 0, headDim = 0] = t.dims;
       const size = d.length / this.rows; // one row
       const span = size / heads; // one head of one row: positions × headDim
-      const skip = positions > 0 ? (span / positions) * Math.min(this.shared, positions) : 0;
+      const skip = headDim * Math.min(this.shared, positions);
+      const used = headDim * Math.min(this.length, positions); // spare positions after `length` are not copied
       const copies = new Map<number, RowData>();
       for (const s of saved) copies.set(s, d.slice(s * size, (s + 1) * size));
       for (const i of moved) {
@@ -178,7 +227,7 @@ export class KvCache {
         const from = copies.get(s);
         for (let h = 0; h < heads; h++) {
           const begin = h * span + skip;
-          const end = (h + 1) * span;
+          const end = h * span + used;
           d.set(from ? from.subarray(begin, end) : d.subarray(s * size + begin, s * size + end), i * size + begin);
         }
       }

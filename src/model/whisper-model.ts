@@ -190,8 +190,17 @@ export class WhisperModel {
 
   newCache(encoderHidden: ort.Tensor): KvCache {
     const batch = encoderHidden.dims[0] ?? 1;
-    return new KvCache(batch, encoderHidden);
+    return new KvCache(batch, encoderHidden, this.spareCache);
   }
+
+  /**
+   * Whether caches get spare room (`KvCache.capacity`): the decoder's `attention_bias` masks the unused positions and
+   * its `step.*` outputs give each step's keys/values alone (runtime/optimize).
+   */
+  private get spareCache(): boolean {
+    return (this.#spareCache ??= this.paddingInputs && this.decoder.outputNames.some((n) => n.startsWith('step.')));
+  }
+  #spareCache: boolean | undefined;
 
   /**
    * One decoder step. `tokens` is [batch, n] row-major: the whole prompt at the first step, one token per row after.
@@ -354,9 +363,13 @@ export class WhisperModel {
     return names;
   }
 
-  /** The first step's outputs: everything but the `step.*` copies of the presents. */
+  /**
+   * The first step's outputs: everything but the `step.*` copies of the presents (all of it when the decoder has no
+   * decoder presents: runtime/optimize `splitCachedSelfAttention`).
+   */
   private firstFetches(): readonly string[] {
-    return (this.#firstFetches ??= this.decoder.outputNames.filter((n) => !n.startsWith('step.')));
+    const presents = this.decoder.outputNames.some((n) => /^present\.\d+\.decoder\./.test(n));
+    return (this.#firstFetches ??= this.decoder.outputNames.filter((n) => !presents || !n.startsWith('step.')));
   }
   #firstFetches: readonly string[] | undefined;
 
@@ -372,17 +385,20 @@ const MASKED = -1e9;
 
 /**
  * The padding inputs of one decoder step: each row's own positions (its padding does not count) and a bias that hides
- * the padding positions from self-attention. With no padding they are the positions and the zero bias of the
+ * the padding positions and the cache's spare room from self-attention. With no padding they are the positions and the zero bias of the
  * original graph.
  */
 function paddingFeeds(cache: KvCache, batch: number, n: number): Record<string, ort.Tensor> {
-  const total = cache.length + n;
+  // the past the decoder reads: `length` positions, then the cache's spare room (masked)
+  const past = cache.started ? cache.capacity : 0;
+  const total = past + n;
   const positions = new BigInt64Array(batch * n);
   const bias = new Float32Array(batch * total);
   for (let b = 0; b < batch; b++) {
     const pad = cache.padding[b] ?? 0;
     for (let j = 0; j < n; j++) positions[b * n + j] = BigInt(Math.max(0, cache.length + j - pad));
     bias.fill(MASKED, b * total, b * total + Math.min(pad, total));
+    if (past > cache.length) bias.fill(MASKED, b * total + cache.length, b * total + past);
   }
   return {
     [PADDING_INPUTS.positions]: new ort.Tensor('int64', positions, [batch, n]),
