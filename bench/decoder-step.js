@@ -56,7 +56,7 @@ async function timed(fn) {
   return [performance.now() - t0, value];
 }
 
-/** Prompt with an empty past, then one token a step with the presents fed back; returns the cached steps' times. */
+/** Prompt with an empty past, then one token a step with the past fed back; returns the cached steps' times. */
 async function teacherForce(session, hidden, heads, prompt, tokens) {
   const pastNames = session.inputNames.filter((n) => n.startsWith('past_key_values.'));
   const layers = pastNames.length / 4;
@@ -80,17 +80,40 @@ async function teacherForce(session, hidden, heads, prompt, tokens) {
   for (let l = 0; l < layers; l++) {
     for (const kv of ['key', 'value']) encoderPast[`past_key_values.${l}.encoder.${kv}`] = out[`present.${l}.encoder.${kv}`];
   }
+  // the decoder presents, or (a rewritten decoder has none) the past with each step's keys/values appended
+  const past = {};
+  const keep = (o) => {
+    for (let l = 0; l < layers; l++) {
+      for (const kv of ['key', 'value']) {
+        const name = `past_key_values.${l}.decoder.${kv}`;
+        past[name] = o[`present.${l}.decoder.${kv}`] ?? concatPositions(past[name], o[`step.${l}.decoder.${kv}`]);
+      }
+    }
+  };
+  keep(out);
   const times = [];
   for (const [i, token] of tokens.entries()) {
     const step = { input_ids: ids([token]), encoder_hidden_states: hidden, use_cache_branch: new ort.Tensor('bool', [true], [1]), ...encoderPast, ...extra(prompt.length + i, 1) };
-    for (let l = 0; l < layers; l++) {
-      for (const kv of ['key', 'value']) step[`past_key_values.${l}.decoder.${kv}`] = out[`present.${l}.decoder.${kv}`];
-    }
+    Object.assign(step, past);
     const t0 = performance.now();
     out = await session.run(step);
     times.push(performance.now() - t0);
+    keep(out);
   }
   return times;
+}
+
+/** `past` [1, heads, length, headDim] with `step` [1, heads, n, headDim] appended (what a present output holds). */
+function concatPositions(past, step) {
+  if (past === undefined) return step;
+  const [, heads, length, headDim] = past.dims;
+  const n = step.dims[2];
+  const out = new Float32Array(heads * (length + n) * headDim);
+  for (let h = 0; h < heads; h++) {
+    out.set(past.data.subarray(h * length * headDim, (h + 1) * length * headDim), h * (length + n) * headDim);
+    out.set(step.data.subarray(h * n * headDim, (h + 1) * n * headDim), (h * (length + n) + length) * headDim);
+  }
+  return new ort.Tensor('float32', out, [1, heads, length + n, headDim]);
 }
 
 function childRss(path, heads, dModel) {

@@ -89,11 +89,29 @@ interface Forced {
   logits: Float32Array[];
   /** Extra outputs of the last step (cross_attentions.* of the timestamped decoder). */
   last: Record<string, ort.Tensor>;
+  /** The self-attention keys/values after the last step, by input name (past_key_values.{i}.decoder.*). */
+  past: Record<string, ort.Tensor>;
+}
+
+/** `past` [1, heads, length, headDim] with `step` [1, heads, n, headDim] after it (what a present output holds). */
+function concatPositions(past: ort.Tensor | undefined, step: ort.Tensor): ort.Tensor {
+  if (past === undefined) return step;
+  const [, heads, length, headDim] = past.dims as [number, number, number, number];
+  const n = step.dims[2]!;
+  const a = past.data as Float32Array;
+  const b = step.data as Float32Array;
+  const out = new Float32Array(heads * (length + n) * headDim);
+  for (let h = 0; h < heads; h++) {
+    out.set(a.subarray(h * length * headDim, (h + 1) * length * headDim), h * (length + n) * headDim);
+    out.set(b.subarray(h * n * headDim, (h + 1) * n * headDim), (h * (length + n) + length) * headDim);
+  }
+  return new ort.Tensor('float32', out, [1, heads, length + n, headDim]);
 }
 
 /**
  * Feeds `prompt` (empty past, use_cache_branch = false), then each of `tokens` one at a time with the decoder
- * presents fed back as past (use_cache_branch = true; the encoder presents of the first step are reused).
+ * presents fed back as past (use_cache_branch = true; the encoder presents of the first step are reused). A rewritten
+ * decoder without decoder presents gives each step's keys/values (`step.*`): they are appended to the past here.
  */
 async function teacherForce(
   session: ort.InferenceSession,
@@ -138,6 +156,17 @@ async function teacherForce(
       encoderPast[`past_key_values.${l}.encoder.${kv}`] = out[`present.${l}.encoder.${kv}`]!;
     }
   }
+  const past: Record<string, ort.Tensor> = {};
+  const keep = (o: ort.InferenceSession.OnnxValueMapType): void => {
+    for (let l = 0; l < layers; l++) {
+      for (const kv of ['key', 'value']) {
+        const name = `past_key_values.${l}.decoder.${kv}`;
+        const present = o[`present.${l}.decoder.${kv}`];
+        past[name] = present ?? concatPositions(past[name], o[`step.${l}.decoder.${kv}`]!);
+      }
+    }
+  };
+  keep(out);
   for (const [i, token] of tokens.entries()) {
     const step: Record<string, ort.Tensor> = {
       ...padding(prompt.length + i, 1),
@@ -146,13 +175,12 @@ async function teacherForce(
       use_cache_branch: new ort.Tensor('bool', [true], [1]),
       ...encoderPast,
     };
-    for (let l = 0; l < layers; l++) {
-      for (const kv of ['key', 'value']) step[`past_key_values.${l}.decoder.${kv}`] = out[`present.${l}.decoder.${kv}`]!;
-    }
+    Object.assign(step, past);
     out = await session.run(step);
+    keep(out);
     logits.push((out['logits']!.data as Float32Array).slice(0, vocab));
   }
-  return { logits, last: out };
+  return { logits, last: out, past };
 }
 
 /** The lines the cache's outcome record (beside the rewritten file) lists, one per change. */
@@ -257,7 +285,7 @@ describe.each(Object.entries(CASES))('optimizeDecoder on %s', (_name, { dir, pro
         };
         for (let l = 0; l < layers; l++) {
           for (const kv of ['key', 'value']) {
-            feeds[`past_key_values.${l}.decoder.${kv}`] = repeat(first.last[`present.${l}.decoder.${kv}`]!, rows);
+            feeds[`past_key_values.${l}.decoder.${kv}`] = repeat(first.past[`past_key_values.${l}.decoder.${kv}`]!, rows);
             feeds[`past_key_values.${l}.encoder.${kv}`] = repeat(first.last[`present.${l}.encoder.${kv}`]!, crossRows);
           }
         }
@@ -367,6 +395,34 @@ describe('optimizeDecoder cache keys', () => {
   it('defaults to $XDG_CACHE_HOME/whisper-ts/graphs, else ~/.cache/whisper-ts/graphs', () => {
     expect(defaultGraphCacheDir({ XDG_CACHE_HOME: '/var/cache/u' })).toBe('/var/cache/u/whisper-ts/graphs');
     expect(defaultGraphCacheDir({})).toMatch(/[/\\]\.cache[/\\]whisper-ts[/\\]graphs$/);
+  });
+});
+
+describe('float activations: the cached self-attention reads the past and the step apart (whisper-tiny.en)', () => {
+  it('no decoder presents; logits and appended step outputs equal those of the same rewrite with the Concat kept', async () => {
+    const { prompt, endOfText } = CASES['whisper-tiny.en']!;
+    const bytes = readFileSync(join(TINY_EN, DECODER));
+    const variant = (splitSelfAttention: boolean): string => {
+      const model = decodeModel(bytes, 'decoder');
+      const outcome = rewriteModel(model, { role: 'decoder', floatActivations: true, splitSelfAttention });
+      expect(outcome.rewrites.some((r) => r.includes('reads the past and the step apart'))).toBe(splitSelfAttention);
+      const path = join(scratch, `split-${splitSelfAttention}.onnx`);
+      writeFileSync(path, encodeModel(model));
+      return path;
+    };
+    const tokens = jfkGreedyTokens(TINY_EN);
+    const hidden = await encode(TINY_EN);
+    const kept = await forced(variant(false), hidden, prompt, tokens);
+    const split = await forced(variant(true), hidden, prompt, tokens);
+    expect(Object.keys(split.last).filter((n) => /^present\.\d+\.decoder\./.test(n))).toEqual([]);
+    expect(Object.keys(kept.last).filter((n) => /^present\.\d+\.decoder\./.test(n)).length).toBeGreaterThan(0);
+    expect(split.logits.map(argmax)).toEqual([...tokens, endOfText]);
+    expect(split.logits.map(argmax)).toEqual(kept.logits.map(argmax));
+    expect(Math.max(...kept.logits.map((row, i) => maxAbsDiff(row, split.logits[i]!)))).toBeLessThan(MAX_ABS_DIFF);
+    for (const [name, past] of Object.entries(kept.past)) {
+      expect(split.past[name]!.dims).toEqual(past.dims);
+      expect(maxAbsDiff(split.past[name]!.data as Float32Array, past.data as Float32Array)).toBeLessThan(MAX_ABS_DIFF);
+    }
   });
 });
 

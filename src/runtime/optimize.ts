@@ -44,7 +44,7 @@ import {
 } from './onnx-proto.js';
 
 /** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
-export const GRAPH_REWRITE_VERSION = 6;
+export const GRAPH_REWRITE_VERSION = 7;
 
 export interface OptimizeOptions {
   /**
@@ -329,7 +329,13 @@ interface QuantizedWeight {
  */
 export function rewriteModel(
   model: ModelProto,
-  variant: { role: GraphRole; floatActivations: boolean; signedWeights?: boolean } = {
+  variant: {
+    role: GraphRole;
+    floatActivations: boolean;
+    signedWeights?: boolean;
+    /** `splitCachedSelfAttention` (default true with float activations; false keeps the presents, for comparisons). */
+    splitSelfAttention?: boolean;
+  } = {
     role: 'decoder',
     floatActivations: true,
   },
@@ -351,7 +357,14 @@ export function rewriteModel(
     rewrites.push(...addLogitsFrom(graph, names));
     rewrites.push(...addLogSumExp(graph, names, defaultOpset(model)));
     rewrites.push(...addStepOutputs(graph, names));
-    if (defaultOpset(model) >= 15) rewrites.push(...groupSharedCrossAttention(graph, names));
+    if (defaultOpset(model) >= 15) {
+      rewrites.push(...groupSharedCrossAttention(graph, names));
+      // only with float activations: with int8 ones, the new summation order moves the activations' 8-bit rounding
+      // (logits 0.4 off the original's on whisper-base), and that variant's point is to compute what the files do
+      if (variant.floatActivations && variant.splitSelfAttention !== false) {
+        rewrites.push(...splitCachedSelfAttention(graph, names));
+      }
+    }
   }
   if (rewrites.length === 0) {
     return unchanged(
@@ -1009,6 +1022,156 @@ function groupSharedCrossAttention(main: GraphProto, names: Set<string>): string
   };
   visit(main);
   return changes;
+}
+
+/**
+ * Takes the self-attention `Concat(past, step)` of the cached branch out of the graph. As exported, each cached step
+ * copies the whole past keys and values of every layer into a new tensor (`present`) only to multiply the query with
+ * it: 12 copies of `rows × heads × positions × headDim` floats per step for base (at 5 beams and 250 positions, 3.5 ms
+ * of a 27-ms step). Here the scores are computed against the past and against the step's own keys separately and
+ * concatenated (`rows × heads × n × (positions + n)`, headDim times smaller), the softmax is unchanged, and the
+ * attention output is `P[…, :past] · V_past + P[…, past:] · V_step`. The causal mask's length comes from the past and
+ * the scores. The `present.{i}.decoder.*` outputs go (from both branches, the `If` and the graph): callers keep the
+ * cache from the `step.*` outputs (`addStepOutputs`, which must run first), which the first-step branch gives whole.
+ *
+ * Only where every layer matches (past keys read through Transpose/Mul nodes by the scores' MatMul and by a Shape;
+ * past values by the output MatMul alone); otherwise nothing changes. Needs opset ≥ 15 (Shape with start/end).
+ */
+function splitCachedSelfAttention(main: GraphProto, names: Set<string>): string[] {
+  const ifs = main.node.filter((n) => n.op_type === 'If' && isDefaultDomain(n.domain));
+  if (ifs.length !== 1) return [];
+  const ifNode = ifs[0] as NodeProto;
+  const presents = ifNode.output.filter((o) => /^present\.\d+\.decoder\.(key|value)$/.test(o));
+  if (presents.length === 0 || presents.some((p) => !ifNode.output.includes(stepOutputName(p)))) return [];
+  const branches = ifNode.attribute.filter((a) => a.g !== undefined && a.g !== null).map((a) => a.g as GraphProto);
+  const cached = branches.filter((b) => b.node.some((n) => n.op_type === 'Concat' && /^past_key_values\.\d+\.decoder\./.test(n.input[0] ?? '')));
+  if (branches.length !== 2 || cached.length !== 1) return [];
+  const graph = cached[0] as GraphProto;
+  const producer = new Map<string, NodeProto>();
+  const consumers = new Map<string, NodeProto[]>();
+  for (const node of graph.node) {
+    for (const output of node.output) producer.set(output, node);
+    for (const input of node.input) consumers.set(input, [...(consumers.get(input) ?? []), node]);
+  }
+  const readers = (value: string): NodeProto[] => consumers.get(value) ?? [];
+  const constInts = (base: string, ints: number[]): { node: NodeProto; value: string } => {
+    const value = uniqueName(base, names);
+    const node = newNode({
+      name: uniqueName(`${value}_Constant`, names),
+      op_type: 'Constant',
+      output: [value],
+      attribute: [newAttribute({ name: 'value_ints', type: AttributeType.INTS, ints })],
+    });
+    return { node, value };
+  };
+  const node = (op: string, base: string, input: string[], attribute: NodeProto['attribute'] = []): { node: NodeProto; value: string } => {
+    const value = uniqueName(base, names);
+    return { node: newNode({ name: uniqueName(`${value}_${op}`, names), op_type: op, input, output: [value], attribute }), value };
+  };
+  const shapeSlice = (of: string, start: number, end: number) =>
+    node('Shape', `${of}_dims_${start}_${end}`, [of], [
+      newAttribute({ name: 'start', type: AttributeType.INT, i: start }),
+      newAttribute({ name: 'end', type: AttributeType.INT, i: end }),
+    ]);
+
+  type Plan = { groups: Map<NodeProto, NodeProto[]>; shapes: NodeProto[]; presentShape: string; removed: NodeProto[] };
+  const plans: Plan[] = [];
+  const layers = new Set(presents.map((p) => /^present\.(\d+)\./.exec(p)?.[1]));
+  for (const layer of layers) {
+    const concatOf = (kind: string): NodeProto | undefined =>
+      graph.node.find((n) => n.op_type === 'Concat' && n.input.length === 2 && n.input[0] === `past_key_values.${layer}.decoder.${kind}`);
+    const kc = concatOf('key');
+    const vc = concatOf('value');
+    if (kc === undefined || vc === undefined) return [];
+    const [pastK, stepK] = kc.input as [string, string];
+    const [pastV, stepV] = vc.input as [string, string];
+    const presentK = kc.output[0] ?? '';
+    const presentV = vc.output[0] ?? '';
+    // keys: read by Shape nodes and by one chain of Transpose/Mul nodes that ends in the scores' MatMul (input 1)
+    const shapes = readers(presentK).filter((n) => n.op_type === 'Shape' && n.attribute.length === 0);
+    const others = readers(presentK).filter((n) => !shapes.includes(n));
+    if (others.length !== 1) return [];
+    const chain: NodeProto[] = [];
+    let at = others[0] as NodeProto;
+    let value = presentK;
+    while (at.op_type === 'Transpose' || at.op_type === 'Mul') {
+      if (at.input[0] !== value || readers(at.output[0] ?? '').length !== 1) return [];
+      chain.push(at);
+      value = at.output[0] ?? '';
+      at = readers(value)[0] as NodeProto;
+    }
+    const scores = at;
+    if (scores.op_type !== 'MatMul' || scores.input[1] !== value || !isDefaultDomain(scores.domain)) return [];
+    // values: read by the output MatMul alone (as input 1)
+    const vReaders = readers(presentV);
+    const product = vReaders[0];
+    if (vReaders.length !== 1 || product?.op_type !== 'MatMul' || product.input[1] !== presentV) return [];
+    const groups = new Map<NodeProto, NodeProto[]>([[kc, []], [scores, []], [product, []]]);
+    let into: NodeProto[] = [];
+    const push = (x: { node: NodeProto; value: string }): string => {
+      into.push(x.node);
+      return x.value;
+    };
+    // before the keys' Concat: the present's shape for its Shape readers ([rows, heads] and headDim of the past, the
+    // two lengths added)
+    into = groups.get(kc) as NodeProto[];
+    const lead = push(shapeSlice(pastK, 0, 2));
+    const total = push(node('Add', `${presentK}_length`, [push(shapeSlice(pastK, 2, 3)), push(shapeSlice(stepK, 2, 3))]));
+    const tail = push(shapeSlice(pastK, 3, 4));
+    const presentShape = push(node('Concat', `${presentK}_shape`, [lead, total, tail], [newAttribute({ name: 'axis', type: AttributeType.INT, i: 0 })]));
+    // in place of the scores' MatMul: the query against the past's keys and the step's, each through the same chain
+    into = groups.get(scores) as NodeProto[];
+    const cloneChain = (from: string, tag: string): string => {
+      let v = from;
+      for (const c of chain) {
+        const out = uniqueName(`${c.output[0] ?? ''}_${tag}`, names);
+        into.push(newNode({ ...c, name: uniqueName(`${c.name ?? c.op_type}_${tag}`, names), input: [v, ...c.input.slice(1)], output: [out] }));
+        v = out;
+      }
+      return v;
+    };
+    const query = scores.input[0] ?? '';
+    const scoresOut = scores.output[0] ?? '';
+    const sPast = push(node('MatMul', `${scoresOut}_past`, [query, cloneChain(pastK, 'past')]));
+    const sStep = push(node('MatMul', `${scoresOut}_step`, [query, cloneChain(stepK, 'step')]));
+    into.push(newNode({ name: uniqueName(`${scores.name ?? 'scores'}_Concat`, names), op_type: 'Concat', input: [sPast, sStep], output: [scoresOut], attribute: [newAttribute({ name: 'axis', type: AttributeType.INT, i: -1 })] }));
+    // in place of the output MatMul: P[…, :past] · V_past + P[…, past:] · V_step
+    into = groups.get(product) as NodeProto[];
+    const probs = product.input[0] ?? '';
+    const productOut = product.output[0] ?? '';
+    const pastLength = push(shapeSlice(pastV, 2, 3));
+    const zero = push(constInts(`${probs}_zero`, [0]));
+    const end = push(constInts(`${probs}_end`, [2147483647]));
+    const axis = push(constInts(`${probs}_axis`, [3]));
+    const pPast = push(node('Slice', `${probs}_past`, [probs, zero, pastLength, axis]));
+    const pStep = push(node('Slice', `${probs}_step`, [probs, pastLength, end, axis]));
+    const oPast = push(node('MatMul', `${productOut}_past`, [pPast, pastV]));
+    const oStep = push(node('MatMul', `${productOut}_step`, [pStep, stepV]));
+    into.push(newNode({ name: uniqueName(`${product.name ?? 'product'}_Add`, names), op_type: 'Add', input: [oPast, oStep], output: [productOut] }));
+    plans.push({ groups, shapes, presentShape, removed: [kc, vc, scores, product, ...chain] });
+  }
+  if (plans.length !== layers.size) return [];
+  const nodes: NodeProto[] = [];
+  for (const n of graph.node) {
+    for (const p of plans) nodes.push(...(p.groups.get(n) ?? []));
+    nodes.push(n);
+  }
+  const removed = new Set(plans.flatMap((p) => p.removed));
+  graph.node = nodes.filter((n) => !removed.has(n));
+  for (const p of plans) {
+    for (const shape of p.shapes) {
+      // a Shape of the present becomes an Identity of the shape computed above
+      shape.op_type = 'Identity';
+      shape.input = [p.presentShape];
+    }
+  }
+  // the presents leave the If (both branches, at the same positions) and the graph
+  const drop = new Set(presents.map((p) => ifNode.output.indexOf(p)));
+  for (const b of branches) b.output = b.output.filter((_, k) => !drop.has(k));
+  ifNode.output = ifNode.output.filter((_, k) => !drop.has(k));
+  main.output = main.output.filter((o) => !presents.includes(o.name ?? ''));
+  removeDeadNodes(graph);
+  return [`If: self-attention of ${plans.length} layers reads the past and the step apart; ${presents.length} present outputs removed`];
 }
 
 /** A value info named `name` with the type of `like` (the element type of a present output). */
