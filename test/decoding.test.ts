@@ -143,8 +143,8 @@ describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {
         }
         if (i === 0) [a, b] = [await rewritten.decode(feeds(t), spare), await rewritten.decode(feeds(t), exact)];
         else {
-          // row 1 takes row 0's history half of the time: the copies must carry the positions written in place
-          const sources = i % 2 === 0 ? [0, 0] : [1, 1];
+          // one row takes the other's history, or they swap (saved rows): the copies carry the positions written in place
+          const sources = ([[0, 0], [1, 1], [1, 0]] as const)[i % 3]!.slice();
           spare.reorder(sources);
           exact.reorder(sources);
           a = await rewritten.decode(feeds(t), spare);
@@ -237,6 +237,41 @@ describe('choosers, ranker and repetition filters (openai/whisper decoding.py an
     expect(candidates[1]?.sumLogprob).toBeCloseTo(Math.log(0.3 * 0.9), 6);
     // ranked by log-probability over length: [1, 2] (-1.309 / 2) beats [0] (-0.916 / 1)
     expect(new MaximumLikelihoodRanker(null).rank(candidates)).toBe(1);
+  });
+
+  it("with every row's normaliser known, beam search picks in JavaScript what the log-softmax path picks", async () => {
+    // logits shifted by a per-row constant, with that constant as the row's log Σ exp; a `top` that must not be called
+    const refuse = (): never => {
+      throw new Error('the log-softmax path ran although every normaliser was known');
+    };
+    const chooser = new BeamSearchChooser(2, EOT, 0, 1, refuse);
+    const reference = new BeamSearchChooser(2, EOT, 0, 1);
+    const steps = [
+      [[0.5, 0.3, 0.1, 0, 0, 0.1], [0.5, 0.3, 0.1, 0, 0, 0.1]],
+      [[0, 0.2, 0, 0, 0, 0.8], [0, 0, 0.9, 0.1, 0, 0]],
+      [[0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 1]],
+    ];
+    const state: DecodeState = { sequences: [[], []], sumLogprobs: [0, 0] };
+    const refState: DecodeState = { sequences: [[], []], sumLogprobs: [0, 0] };
+    for (const [k, rows] of steps.entries()) {
+      const shift = [3.5 + k, -7.25 * k];
+      const logits = probs(rows).map((x, i) => x + (shift[Math.floor(i / V)] as number));
+      const step = await chooser.update(state, logits, V, Float64Array.from(shift));
+      const ref = await reference.update(refState, probs(rows), V);
+      expect(step).toEqual(ref);
+      expect(state.sequences).toEqual(refState.sequences);
+      state.sumLogprobs.forEach((s, r) => expect(s).toBeCloseTo(refState.sumLogprobs[r] as number, 5));
+    }
+    expect(chooser.finalize(state).map((c) => c.tokens)).toEqual(reference.finalize(refState).map((c) => c.tokens));
+    // a NaN normaliser (unknown) sends the step to the log-softmax path
+    await expect(
+      new BeamSearchChooser(2, EOT, 0, 1, refuse).update(
+        { sequences: [[], []], sumLogprobs: [0, 0] },
+        probs(steps[0]!),
+        V,
+        Float64Array.of(0, Number.NaN),
+      ),
+    ).rejects.toThrow('log-softmax path ran');
   });
 
   it('patience 2 waits for twice as many finished sequences', async () => {

@@ -2,7 +2,7 @@
  * Token choosers: how the next token of each decoding row is picked from its filtered logits (openai/whisper
  * decoding.py TokenDecoder: GreedyDecoder, BeamSearchDecoder). The decoding loop only knows this interface.
  */
-import { argmax, logSumExp } from './logit-filters.js';
+import { argmax, logSumExp, topK } from './logit-filters.js';
 import { Rng, sampleToken } from './sampler.js';
 import { jsTopLogprobs, type TopLogprobs } from './top-logprobs.js';
 
@@ -99,8 +99,11 @@ export class GreedyChooser implements TokenChooser {
 export class BeamSearchChooser implements TokenChooser {
   private readonly finished = new Map<string, Candidate>();
   private readonly maxCandidates: number;
-  /** Log-probabilities come from `top` (a log-softmax of its own). */
-  readonly needsLogZ = false;
+  /**
+   * With every row's normaliser known (from the decoder's log Σ exp, see decode.ts), log-probabilities are the k best
+   * logits minus it, picked in JavaScript; otherwise they come from `top` (a log-softmax of its own over the rows).
+   */
+  readonly needsLogZ = true;
 
   constructor(
     readonly rows: number,
@@ -117,10 +120,18 @@ export class BeamSearchChooser implements TokenChooser {
     return false;
   }
 
-  async update(state: DecodeState, logits: Float32Array, vocab: number): Promise<ChooserStep> {
+  async update(state: DecodeState, logits: Float32Array, vocab: number, logZ?: Float64Array): Promise<ChooserStep> {
     const beam = this.rows;
     // STEP 1: candidate sequences from every distinct beam (all beams start identical: a sequence counts once)
-    const top = await this.top(logits, beam, vocab, beam + 1);
+    const known = logZ !== undefined && logZ.length >= beam && logZ.subarray(0, beam).every((z) => Number.isFinite(z));
+    const top = known
+      ? Array.from({ length: beam }, (_, r) =>
+          topK(logits.subarray(r * vocab, (r + 1) * vocab), beam + 1).map(({ index, value }) => ({
+            index,
+            logprob: value - (logZ[r] as number),
+          })),
+        )
+      : await this.top(logits, beam, vocab, beam + 1);
     const candidates: { source: number; token: number; score: number }[] = [];
     for (let r = 0; r < beam; r++) {
       const seq = state.sequences[r] as number[];

@@ -1,7 +1,9 @@
 /**
  * The k likeliest tokens of each decoding row with their log-probabilities: what beam search needs every step. A
  * log-softmax over 51 865 logits per beam is the costliest arithmetic outside the decoder; ONNX Runtime's LogSoftmax
- * (vectorised exp) and TopK do it for all rows at once about ten times faster than a JavaScript loop.
+ * (vectorised exp) and TopK do it for all rows at once about ten times faster than a JavaScript loop. Used where the
+ * rows' normalisers are unknown: a rewritten decoder outputs log Σ exp (runtime/optimize `addLogSumExp`), and beam
+ * search then needs only each row's k best logits (`BeamSearchChooser`).
  */
 import { encodeModel, type ModelProto } from '../runtime/onnx-proto.js';
 import { createSession, ort } from '../runtime/session.js';

@@ -137,6 +137,16 @@ export class KvCache {
     return buffer.subarray(0, size);
   }
 
+  private scratch: RowData | undefined;
+
+  /** A buffer of at least `size` elements of `like`'s type, reused by every reorder of this cache. */
+  private reorderScratch(like: RowData, size: number): RowData {
+    if (this.scratch === undefined || this.scratch.length < size || this.scratch.constructor !== like.constructor) {
+      this.scratch = newLike(like, size + size / 2);
+    }
+    return this.scratch;
+  }
+
   /** The rows `rows` of the padding, for a cache that keeps only those rows. */
   paddingOf(rows: readonly number[]): number[] {
     return this.padding.length === 0 ? [] : rows.map((r) => this.padding[r] ?? 0);
@@ -213,6 +223,7 @@ export class KvCache {
       const s = sources[i] as number;
       if (overwritten.has(s)) saved.add(s);
     }
+    const savedRows = [...saved];
     for (const t of this.decoder.values()) {
       const d = rowData(t);
       const [, heads = 1, positions = 0, headDim = 0] = t.dims;
@@ -220,15 +231,21 @@ export class KvCache {
       const span = size / heads; // one head of one row: positions × headDim
       const skip = headDim * Math.min(this.shared, positions);
       const used = headDim * Math.min(this.length, positions); // spare positions after `length` are not copied
-      const copies = new Map<number, RowData>();
-      for (const s of saved) copies.set(s, d.slice(s * size, (s + 1) * size));
+      const part = used - skip; // what one head of one row holds after the shared prompt
+      // the saved rows' parts, one after the other in a buffer kept for the next reorder
+      const scratch = this.reorderScratch(d, savedRows.length * heads * part);
+      savedRows.forEach((s, k) => {
+        for (let h = 0; h < heads; h++) {
+          const begin = s * size + h * span + skip;
+          scratch.set(d.subarray(begin, begin + part), (k * heads + h) * part);
+        }
+      });
       for (const i of moved) {
         const s = sources[i] as number;
-        const from = copies.get(s);
+        const k = savedRows.indexOf(s);
         for (let h = 0; h < heads; h++) {
-          const begin = h * span + skip;
-          const end = h * span + used;
-          d.set(from ? from.subarray(begin, end) : d.subarray(s * size + begin, s * size + end), i * size + begin);
+          const from = k >= 0 ? (k * heads + h) * part : s * size + h * span + skip;
+          d.set((k >= 0 ? scratch : d).subarray(from, from + part), i * size + h * span + skip);
         }
       }
     }
