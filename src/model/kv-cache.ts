@@ -14,6 +14,13 @@ function newLike(d: RowData, length: number): RowData {
 }
 
 /**
+ * Positions a cache with spare room grows by when full. The decoder attends to the spare positions too (masked), so
+ * fewer is cheaper per step (a step of 8 rows costs ~0.03 ms more per position on the development box, 35.8 ms at 20 positions); more means
+ * fewer reallocations, each a copy of the whole past.
+ */
+const SPARE_POSITIONS = 16;
+
+/**
  * The decoder's key/value cache for one call: self-attention keys/values that grow by one position per step, and the
  * cross-attention keys/values computed once from the encoder output at the first step. Never shared between calls.
  *
@@ -54,7 +61,7 @@ export class KvCache {
    * Positions the self-attention tensors hold: `length`, or more when the cache was made with `spare` room: the
    * positions after `length` are unused (zeros or stale values, always finite), and the decoder must mask them.
    * Appending then writes a step's positions in place instead of copying the whole past every step, and the tensors
-   * are reallocated (64 positions larger) only when they are full.
+   * are reallocated (`SPARE_POSITIONS` larger) only when they are full.
    */
   get capacity(): number {
     const first = this.decoder.values().next().value;
@@ -99,8 +106,8 @@ export class KvCache {
     const length = past === undefined ? 0 : this.length;
     const capacity = past?.dims[2] ?? 0;
     if (past === undefined || length + n > capacity) {
-      // room for 64 more positions: a reallocation (and a copy of the past) every 64 steps at most
-      const grown = length + n + 64;
+      // room for more positions: a reallocation (and a copy of the past) every SPARE_POSITIONS steps at most
+      const grown = length + n + SPARE_POSITIONS;
       const out = newLike(b, rows * heads * grown * headDim);
       if (past !== undefined) {
         const a = rowData(past);
