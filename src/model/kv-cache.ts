@@ -149,7 +149,7 @@ export class KvCache {
   /** A buffer of at least `size` elements of `like`'s type, reused by every reorder of this cache. */
   private reorderScratch(like: RowData, size: number): RowData {
     if (this.scratch === undefined || this.scratch.length < size || this.scratch.constructor !== like.constructor) {
-      this.scratch = newLike(like, size + size / 2);
+      this.scratch = newLike(like, size + Math.ceil(size / 2));
     }
     return this.scratch;
   }
