@@ -368,8 +368,12 @@ export class WhisperModel {
    * decoder presents: runtime/optimize `splitCachedSelfAttention`).
    */
   private firstFetches(): readonly string[] {
-    const presents = this.decoder.outputNames.some((n) => /^present\.\d+\.decoder\./.test(n));
-    return (this.#firstFetches ??= this.decoder.outputNames.filter((n) => !presents || !n.startsWith('step.')));
+    if (this.#firstFetches === undefined) {
+      const names = this.decoder.outputNames;
+      const presents = names.some((n) => /^present\.\d+\.decoder\./.test(n));
+      this.#firstFetches = names.filter((n) => !presents || !n.startsWith('step.'));
+    }
+    return this.#firstFetches;
   }
   #firstFetches: readonly string[] | undefined;
 
@@ -385,8 +389,8 @@ const MASKED = -1e9;
 
 /**
  * The padding inputs of one decoder step: each row's own positions (its padding does not count) and a bias that hides
- * the padding positions and the cache's spare room from self-attention. With no padding they are the positions and the zero bias of the
- * original graph.
+ * the padding positions and the cache's spare room from self-attention. With no padding and no spare room they are
+ * the positions and the zero bias of the original graph.
  */
 function paddingFeeds(cache: KvCache, batch: number, n: number): Record<string, ort.Tensor> {
   // the past the decoder reads: `length` positions, then the cache's spare room (masked)
