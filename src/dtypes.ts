@@ -19,8 +19,8 @@ export const DTYPES = Object.keys(DTYPE_SUFFIX) as Dtype[];
 
 /**
  * The order in which a model folder's variants are preferred when no dtype is asked for, on the CPU: the 8-bit
- * files first (smallest download; run with float activations by default, within 0.3 WER points of fp32 on long-form
- * base, see runtime/optimize), then fp32, then the rest.
+ * files first (smallest download; by default the decoder on float activations and the encoder on per-row 8-bit ones,
+ * within 0.3 WER points of fp32 on long-form base, see runtime/optimize), then fp32, then the rest.
  */
 export const CPU_DTYPE_PREFERENCE: readonly Dtype[] = ['q8', 'int8', 'uint8', 'fp32', 'q4', 'fp16', 'q4f16', 'bnb4'];
 

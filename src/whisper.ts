@@ -2,7 +2,7 @@ import { decodeAudio } from './audio/index.js';
 import { WhisperError, throwIfAborted } from './errors.js';
 import type { WhisperModel } from './model/whisper-model.js';
 import { WindowBatcher, type WindowBatcherStats } from './decoding/window-batcher.js';
-import { resolveTranscribeOptions, type TranscribeOptions } from './options.js';
+import { resolveTranscribeOptions, type Activations, type TranscribeOptions } from './options.js';
 import { transcribeSequential, type Transcription, type TranscribeProgress } from './transcribe/sequential.js';
 import { transcribeBatched } from './transcribe/batched.js';
 import {
@@ -89,6 +89,10 @@ export class Whisper {
   }
   get dtypes(): { encoder: Dtype; decoder: Dtype } {
     return { encoder: this.model.files.encoderDtype, decoder: this.model.files.decoderDtype };
+  }
+  /** How the 8-bit matrix products compute: the load option `activations`, with `auto` decided for this machine. */
+  get activations(): Exclude<Activations, 'auto'> {
+    return this.model.activations;
   }
   /** Word timestamps need a decoder that outputs cross-attentions (the `_timestamped` exports). */
   get supportsWordTimestamps(): boolean {

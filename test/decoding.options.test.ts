@@ -115,10 +115,10 @@ describe('decoding options: one table for the library, the CLI and JSON', () => 
     expect((error as WhisperError).message).toMatch(message);
   });
 
-  it("activations: an unknown value, and 'int8' on float files, are E_OPTIONS errors naming the option", async () => {
+  it("activations: an unknown value, and 'int8' or 'mixed' on float files, are E_OPTIONS errors naming the option", async () => {
     await expect(loadModel(TINY_EN, { activations: 'fp16' as never })).rejects.toMatchObject({
       code: 'E_OPTIONS',
-      message: expect.stringMatching(/activations.*not one of float32, int8/),
+      message: expect.stringMatching(/activations.*not one of auto, float32, mixed, int8/),
     });
     // a folder whose files have fp32 names (links to the q8 files: the check comes before ONNX Runtime reads them)
     const dir = mkdtempSync(join(tmpdir(), 'wts-fp32-names-'));
@@ -126,10 +126,12 @@ describe('decoding options: one table for the library, the CLI and JSON', () => 
     mkdirSync(join(dir, 'onnx'));
     symlinkSync(join(TINY_EN, 'onnx/encoder_model_quantized.onnx'), join(dir, 'onnx/encoder_model.onnx'));
     symlinkSync(join(TINY_EN, 'onnx/decoder_model_merged_quantized.onnx'), join(dir, 'onnx/decoder_model_merged.onnx'));
-    await expect(loadModel(dir, { dtype: 'fp32', activations: 'int8' })).rejects.toMatchObject({
-      code: 'E_OPTIONS',
-      message: expect.stringMatching(/activations 'int8'.*fp32 \/ fp32/),
-    });
+    for (const activations of ['int8', 'mixed'] as const) {
+      await expect(loadModel(dir, { dtype: 'fp32', activations })).rejects.toMatchObject({
+        code: 'E_OPTIONS',
+        message: expect.stringMatching(new RegExp(`activations '${activations}'.*fp32 / fp32`)),
+      });
+    }
   });
 
   it('zhScript is allowed with Chinese or Cantonese by code or name, and with language detection', () => {

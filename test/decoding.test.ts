@@ -60,8 +60,8 @@ describe('beam search on whisper-base against the reference (transformers num_be
     }
   });
 
-  it('jfk: with the default float activations (loadModel), beam 5 and greedy token ids equal the reference too', async () => {
-    const whisper = await loadModel(BASE, { threads: THREADS });
+  it.each(['auto', 'float32'] as const)('jfk: with activations %s (loadModel), beam 5 and greedy token ids equal the reference too', async (activations) => {
+    const whisper = await loadModel(BASE, { threads: THREADS, activations });
     try {
       const ref = refs.find((r) => r.file === 'jfk.wav');
       for (const [mode, beamSize] of [['beam5', 5], ['greedy', 1]] as const) {

@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import {
   ACTIVATIONS,
-  DEFAULTS,
   OPTION_SPECS,
   WhisperError,
   decodeAudio,
@@ -27,7 +26,7 @@ import type { CliIo } from './transcribe.js';
 export interface BenchRow {
   model: string;
   dtype: string;
-  /** How 8-bit weights computed (load option `activations`); `float32` for float files. */
+  /** How 8-bit weights computed (load option `activations`, `auto` decided); `float32` for float files. */
   activations: Activations;
   device: string;
   threads: number;
@@ -121,7 +120,7 @@ async function benchOne(model: string, clips: string[], o: BenchOptions): Promis
     return {
       model,
       dtype: encoder === decoder ? encoder : `${encoder}/${decoder}`,
-      activations: (o.activations as Activations | undefined) ?? DEFAULTS.activations,
+      activations: whisper.activations,
       device: o.device,
       threads: o.threads,
       batchSize: o.batchSize,

@@ -6,6 +6,7 @@ import { KvCache } from './kv-cache.js';
 import { LOGITS_FROM, LOGITS_LOGSUMEXP, PADDING_INPUTS } from '../runtime/optimize.js';
 import type { Dtype } from '../dtypes.js';
 import type { Activations } from '../options.js';
+import { exactSignedInt8Kernels } from '../runtime/optimize.js';
 
 export { KvCache };
 
@@ -15,11 +16,11 @@ export interface LoadModelFolderOptions extends SessionOptions {
   decoderDtype?: Dtype;
   /**
    * Rewrite the graphs once and cache the result (runtime/optimize): the quantized decoder's tied output projection,
-   * the decoder's padding inputs and step outputs, and (with `activations: 'float32'`) the 8-bit matrix products. On by
+   * the decoder's padding inputs and step outputs, and (see `activations`) the 8-bit matrix products. On by
    * default; off loads the files as they are.
    */
   optimizeDecoder?: boolean;
-  /** How 8-bit weights compute (load option `activations`); default `float32`. */
+  /** How 8-bit weights compute (load option `activations`); default `auto`. */
   activations?: Activations;
   /** Where rewritten graphs are cached; defaults to ~/.cache/whisper-ts/graphs. */
   graphCacheDir?: string;
@@ -32,11 +33,31 @@ export interface GraphRewrite {
   role: 'encoder' | 'decoder';
   /** Replace the dynamically quantized matrix products by float ones on dequantized weights. */
   floatActivations: boolean;
+  /** With int8 activations: quantize them per row instead of per tensor. */
+  rowActivations: boolean;
   cacheDir: string | undefined;
 }
 
 /** The dtypes whose files quantize activations at run time (`quantize_dynamic`: MatMulInteger / ConvInteger). */
 const DYNAMIC_INT8: readonly Dtype[] = ['q8', 'int8', 'uint8'];
+
+/** The load option `activations` once `auto` is decided. */
+export type ResolvedActivations = Exclude<Activations, 'auto'>;
+
+/**
+ * What `auto` means: for 8-bit files with rewriting on, on the CPU, `mixed` where ONNX Runtime's u8×s8 kernels sum
+ * exactly (x86 with VNNI or AMX: there the encoder's integer products run at twice the float speed), else `float32`;
+ * with rewriting off, the files as they are (`int8`); float files: `float32`.
+ */
+function resolveActivations(
+  requested: Activations,
+  at: { dynamic: boolean; rewrites: boolean; device: string | undefined },
+): ResolvedActivations {
+  if (requested !== 'auto') return requested;
+  if (!at.dynamic) return 'float32';
+  if (!at.rewrites) return 'int8';
+  return (at.device ?? 'cpu') === 'cpu' && exactSignedInt8Kernels() ? 'mixed' : 'float32';
+}
 
 export interface DecoderOutput {
   /** Logits of the last position of each row: [batch, vocab] row-major. */
@@ -75,6 +96,8 @@ export class WhisperModel {
     private readonly encoder: ort.InferenceSession,
     private readonly decoder: ort.InferenceSession,
     readonly hasCrossAttentions: boolean,
+    /** How the 8-bit matrix products compute (the load option `activations`, `auto` resolved). */
+    readonly activations: ResolvedActivations,
   ) {}
 
   static async load(dir: string, options: LoadModelFolderOptions = {}): Promise<WhisperModel> {
@@ -108,33 +131,34 @@ export class WhisperModel {
       decoderStartTokenId: sot,
       prevSotTokenId: numberOr(generation.prev_sot_token_id, undefined),
     });
-    const activations = options.activations ?? 'float32';
     const dynamic = [files.encoderDtype, files.decoderDtype].some((d) => DYNAMIC_INT8.includes(d));
-    if (activations === 'int8' && !dynamic) {
+    const requested = options.activations ?? 'auto';
+    if ((requested === 'int8' || requested === 'mixed') && !dynamic) {
       throw new WhisperError(
         'E_OPTIONS',
-        `activations 'int8' applies to the 8-bit files (q8, int8, uint8); this model loads ` +
+        `activations '${requested}' applies to the 8-bit files (q8, int8, uint8); this model loads ` +
           `${files.encoderDtype} / ${files.decoderDtype}, whose activations are float already`,
       );
     }
     const rewrite = options.optimizeDecoder !== false ? options.graphRewriter : undefined;
-    if (rewrite === undefined && activations === 'float32' && dynamic) {
+    if (rewrite === undefined && dynamic && (requested === 'float32' || requested === 'mixed')) {
       throw new WhisperError(
         'E_OPTIONS',
-        "activations 'float32' rewrites the 8-bit graphs; to load them as they are (optimizeDecoder: false), " +
-          "pass activations: 'int8'",
+        `activations '${requested}' rewrites the 8-bit graphs; to load them as they are (optimizeDecoder: false), ` +
+          "pass activations: 'int8' (or 'auto')",
       );
     }
+    const activations = resolveActivations(requested, { dynamic, rewrites: rewrite !== undefined, device: options.device });
     let { encoderPath, decoderPath } = files;
     if (rewrite !== undefined) {
-      const floatActivations = activations === 'float32';
       const cacheDir = options.graphCacheDir;
+      const int8 = activations === 'int8';
       [encoderPath, decoderPath] = await Promise.all([
-        // float activations for the 8-bit encoder, or (int8 activations) its uint8 weights stored as int8
+        // the 8-bit encoder: float activations, per-row int8 ones (mixed), or (int8) its uint8 weights stored as int8
         DYNAMIC_INT8.includes(files.encoderDtype)
-          ? rewrite(files.encoderPath, { role: 'encoder', floatActivations, cacheDir })
+          ? rewrite(files.encoderPath, { role: 'encoder', floatActivations: activations === 'float32', rowActivations: activations === 'mixed', cacheDir })
           : files.encoderPath,
-        rewrite(files.decoderPath, { role: 'decoder', floatActivations, cacheDir }),
+        rewrite(files.decoderPath, { role: 'decoder', floatActivations: !int8, rowActivations: false, cacheDir }),
       ]);
     }
     const sessionOptions: SessionOptions = {};
@@ -145,7 +169,7 @@ export class WhisperModel {
       createSession(decoderPath, sessionOptions),
     ]);
     const hasCross = decoder.outputNames.some((n) => n.startsWith('cross_attentions'));
-    return new WhisperModel(dir, config, tokenizer, files, encoder, decoder, hasCross);
+    return new WhisperModel(dir, config, tokenizer, files, encoder, decoder, hasCross, activations);
   }
 
   /**

@@ -44,7 +44,7 @@ import {
 } from './onnx-proto.js';
 
 /** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
-export const GRAPH_REWRITE_VERSION = 7;
+export const GRAPH_REWRITE_VERSION = 8;
 
 export interface OptimizeOptions {
   /**
@@ -65,6 +65,11 @@ export interface OptimizeOptions {
    * on when `exactSignedInt8Kernels()` (x86 CPUs with VNNI or AMX, where those kernels sum exactly).
    */
   signedWeights?: boolean;
+  /**
+   * With `floatActivations: false`: quantize the activations per row (one scale per token) instead of per tensor as
+   * the files do (`rowQuantizedActivations`). Default false.
+   */
+  rowActivations?: boolean;
 }
 
 /** What a graph is: the decoder also gets padding inputs and step outputs. */
@@ -111,6 +116,7 @@ async function optimizeGraph(path: string, role: GraphRole, options: OptimizeOpt
     role,
     floatActivations,
     signedWeights: !floatActivations && (options.signedWeights ?? exactSignedInt8Kernels()),
+    rowActivations: !floatActivations && options.rowActivations === true,
   };
   const key = `${source}\0${cacheDir}\0${variantTag(variant)}`;
   // Concurrent calls for the same file in this process share one rewrite.
@@ -127,10 +133,12 @@ interface Variant {
   role: GraphRole;
   floatActivations: boolean;
   signedWeights: boolean;
+  rowActivations: boolean;
 }
 
 function variantTag(v: Variant): string {
-  return `${v.role}-${v.floatActivations ? 'float' : v.signedWeights ? 'int8s' : 'int8'}`;
+  const int8 = `${v.rowActivations ? 'int8row' : 'int8'}${v.signedWeights ? 's' : ''}`;
+  return `${v.role}-${v.floatActivations ? 'float' : int8}`;
 }
 
 let signedKernels: boolean | undefined;
@@ -333,6 +341,8 @@ export function rewriteModel(
     role: GraphRole;
     floatActivations: boolean;
     signedWeights?: boolean;
+    /** With int8 activations: quantize them per row (`rowQuantizedActivations`) instead of per tensor. */
+    rowActivations?: boolean;
     /** `splitCachedSelfAttention` (default true with float activations; false keeps the presents, for comparisons). */
     splitSelfAttention?: boolean;
   } = {
@@ -350,7 +360,12 @@ export function rewriteModel(
   const added = new Map<string, TensorProto>();
   const names = allNames(graph);
   if (variant.floatActivations) rewrites.push(...floatIntegerMatMuls(graph, names, added));
-  else if (variant.signedWeights === true) rewrites.push(...signedIntegerWeights(graph));
+  else if (variant.rowActivations === true) {
+    // a row of a convolution's input is not one output's input: the convolutions go float
+    rewrites.push(...floatIntegerMatMuls(graph, names, added, (op) => op === 'ConvInteger'));
+    rewrites.push(...rowQuantizedActivations(graph, names, defaultOpset(model)));
+  }
+  if (!variant.floatActivations && variant.signedWeights === true) rewrites.push(...signedIntegerWeights(graph));
   if (variant.role === 'decoder') {
     rewriteGraph(graph, new Map(), rewrites, added, names);
     rewrites.push(...addPaddingInputs(graph, names));
@@ -361,7 +376,7 @@ export function rewriteModel(
       rewrites.push(...groupSharedCrossAttention(graph, names));
       // only with float activations: with int8 ones, the new summation order moves the activations' 8-bit rounding
       // (logits 0.4 off the original's on whisper-base), and that variant's point is to compute what the files do
-      if (variant.floatActivations && variant.splitSelfAttention !== false) {
+      if ((variant.floatActivations || variant.rowActivations === true) && variant.splitSelfAttention !== false) {
         rewrites.push(...splitCachedSelfAttention(graph, names));
       }
     }
@@ -436,7 +451,12 @@ function rewriteGraph(
  * file's 8-bit values; only the activations stop being quantized. The dead quantizers go too. Costs 4 bytes per
  * weight in the cached copy and in memory. Returns one line per replaced node.
  */
-function floatIntegerMatMuls(main: GraphProto, names: Set<string>, added: Map<string, TensorProto>): string[] {
+function floatIntegerMatMuls(
+  main: GraphProto,
+  names: Set<string>,
+  added: Map<string, TensorProto>,
+  converts: (op: string, x: string) => boolean = () => true,
+): string[] {
   const changes: string[] = [];
   const scaleMuls = new Set<NodeProto>();
   const visit = (
@@ -476,7 +496,7 @@ function floatIntegerMatMuls(main: GraphProto, names: Set<string>, added: Map<st
     const removed = new Set<NodeProto>();
     for (const node of graph.node) {
       const chain = matchIntegerChain(node, producer, scope, consumers, uses);
-      if (chain === undefined) continue;
+      if (chain === undefined || !converts(node.op_type ?? '', chain.x)) continue;
       const weightName = dequantizedInitializer(
         { table: chain.weight, transposed: false, scale: chain.scale, zeroPoint: chain.zeroPoint, nodes: [] },
         added,
@@ -560,6 +580,149 @@ function signedIntegerWeights(main: GraphProto): string[] {
       changes.push(`${w}: uint8 weight stored as int8 (with its zero point ${zeroName})`);
     }
   }
+  return changes;
+}
+
+/**
+ * Per-row dynamic int8 activations for the files' `DynamicQuantizeLinear → MatMulInteger` chains. The files quantize
+ * each activation tensor with one scale and zero point for the whole tensor (`DynamicQuantizeLinear`): every token's
+ * row shares the range of the tensor's largest outlier. This replaces each such quantizer, where every reader is a
+ * matched `MatMulInteger` chain, by a per-row symmetric one (as CTranslate2 quantizes activations): s = max|x_row| / 127,
+ * q = round(x / s) + 128 as uint8 (zero point 128), so each row uses its own 8 bits. The chain's scale product
+ * `Mul(x_scale, W_scale)` now reads s [.., 1] and broadcasts over the row. The weights stay the files' 8-bit values
+ * (and their integer products ONNX Runtime's integer kernels). ConvInteger chains are not touched (a row of a
+ * convolution's input is not one output's input). Returns one line per replaced quantizer.
+ */
+function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: number): string[] {
+  const changes: string[] = [];
+  const constants = new Map<string, string>();
+  const constant = (key: string, make: (name: string) => TensorProto): string => {
+    let name = constants.get(key);
+    if (name === undefined) {
+      name = uniqueName(`row_quant_${key}`, names);
+      main.initializer = [...main.initializer, make(name)];
+      constants.set(key, name);
+    }
+    return name;
+  };
+  const floatConstant = (key: string, value: number): string =>
+    constant(key, (name) => newTensor({ name, data_type: DataType.FLOAT, dims: [], raw_data: new Uint8Array(Float32Array.of(value).buffer) }));
+  const i64 = (key: string, values: bigint[]): string =>
+    constant(key, (name) =>
+      newTensor({ name, data_type: DataType.INT64, dims: [values.length], raw_data: new Uint8Array(BigInt64Array.from(values).buffer) }),
+    );
+
+  // every graph's MatMulInteger chains, and every read of every name (nested graphs read outer names)
+  const chainOf = new Map<NodeProto, { chain: IntegerChain; graph: GraphProto }>();
+  const readers = new Map<string, { node: NodeProto; slot: number }[]>();
+  const quantizers: { node: NodeProto; graph: GraphProto }[] = [];
+  const visit = (
+    graph: GraphProto,
+    outerScope: ReadonlyMap<string, Initializer>,
+    outerProducer: ReadonlyMap<string, NodeProto>,
+  ): void => {
+    const scope = new Map(outerScope);
+    for (const tensor of graph.initializer) if (tensor.name !== undefined) scope.set(tensor.name, { tensor, graph });
+    for (const input of graph.input) if (input.name !== undefined) scope.delete(input.name);
+    const producer = new Map(outerProducer);
+    for (const node of graph.node) for (const output of node.output) producer.set(output, node);
+    for (const node of graph.node) for (const output of node.output) scope.delete(output);
+    for (const sub of subgraphsOf(graph)) visit(sub, scope, producer);
+    const uses = new Map<string, number>();
+    const consumers = new Map<string, NodeProto>();
+    for (const o of graph.output) if (o.name !== undefined) uses.set(o.name, (uses.get(o.name) ?? 0) + 1);
+    for (const node of graph.node) {
+      node.input.forEach((name, slot) => {
+        readers.set(name, [...(readers.get(name) ?? []), { node, slot }]);
+        uses.set(name, (uses.get(name) ?? 0) + 1);
+        consumers.set(name, node);
+      });
+      const nested = new Set<string>();
+      for (const a of node.attribute) {
+        if (a.g !== undefined && a.g !== null) collectInputs(a.g, nested);
+        for (const g of a.graphs) collectInputs(g, nested);
+      }
+      for (const name of nested) uses.set(name, (uses.get(name) ?? 0) + 1);
+      if (node.op_type === 'DynamicQuantizeLinear' && isDefaultDomain(node.domain)) quantizers.push({ node, graph });
+    }
+    for (const node of graph.node) {
+      if (node.op_type !== 'MatMulInteger') continue;
+      const chain = matchIntegerChain(node, producer, scope, consumers, uses);
+      if (chain !== undefined) chainOf.set(node, { chain, graph });
+    }
+  };
+  visit(main, new Map(), new Map());
+
+  const replace = new Map<NodeProto, NodeProto[]>();
+  for (const { node, graph } of quantizers) {
+    const [x] = node.input;
+    const [xq, xScale, xZero] = node.output;
+    if (!x || !xq || !xScale || !xZero) continue;
+    const chains = (readers.get(xq) ?? []).map((r) =>
+      r.slot === 0 && r.node.input[2] === xZero ? chainOf.get(r.node) : undefined,
+    );
+    const ok =
+      chains.length > 0 &&
+      chains.every((c) => c !== undefined) &&
+      (readers.get(xScale) ?? []).every((r) => chains.some((c) => c?.chain.scaleMul === r.node)) &&
+      (readers.get(xZero) ?? []).every((r) => r.node.op_type === 'MatMulInteger' && r.slot === 2);
+    if (!ok) continue;
+    const tmp = (what: string): string => uniqueName(`${x}_row_${what}`, names);
+    const [rowMax, rowMin, negMin, absMax, rowScale] = ['max', 'min', 'neg_min', 'absmax', 'scale'].map(tmp) as [string, string, string, string, string];
+    const [flatScale, flatShape, flatZero, flat, flatQ, shape, rowFactor] = ['scale_flat', 'scale_shape', 'zero', 'flat', 'q_flat', 'shape', 'factor'].map(tmp) as [string, string, string, string, string, string, string];
+    const op = (op_type: string, input: string[], output: string, attribute: NodeProto['attribute'] = []): NodeProto =>
+      newNode({ name: uniqueName(`${node.name ?? 'DynamicQuantizeLinear'}_row_${op_type}`, names), op_type, input, output: [output], attribute });
+    const reduce = (op_type: string, output: string): NodeProto =>
+      op(op_type, opset >= 18 ? [x, i64('axes', [-1n])] : [x], output, [
+        newAttribute({ name: 'keepdims', type: AttributeType.INT, i: 1 }),
+        ...(opset >= 18 ? [] : [newAttribute({ name: 'axes', type: AttributeType.INTS, ints: [-1] })]),
+      ]);
+    replace.set(node, [
+      // s = max |x_row| / 127, shaped [.., 1] (an all-zero row gets a tiny scale, and codes 128)
+      reduce('ReduceMax', rowMax),
+      reduce('ReduceMin', rowMin),
+      op('Neg', [rowMin], negMin),
+      op('Max', [rowMax, negMin, floatConstant('floor', 1e-30)], absMax),
+      op('Mul', [absMax, floatConstant('inv127', 1 / 127)], rowScale),
+      // QuantizeLinear along axis 0 of x seen as [rows, K]: one pass, round half to even, zero point 128
+      op('Reshape', [rowScale, i64('flat', [-1n])], flatScale),
+      op('Shape', [flatScale], flatShape),
+      op(
+        'Expand',
+        [constant('zero128', (name) => newTensor({ name, data_type: DataType.UINT8, dims: [1], raw_data: Uint8Array.of(128) })), flatShape],
+        flatZero,
+      ),
+      op('Flatten', [x], flat, [newAttribute({ name: 'axis', type: AttributeType.INT, i: -1 })]),
+      op('QuantizeLinear', [flat, flatScale, flatZero], flatQ, [newAttribute({ name: 'axis', type: AttributeType.INT, i: 0 })]),
+      op('Shape', [x], shape),
+      op('Reshape', [flatQ, shape], xq),
+      // the chains' activation scale: the largest row's, computed (not a constant: see below); each row's output is
+      // then multiplied by its own scale over that one, ≤ 1
+      op('ReduceMax', [rowScale], xScale, [newAttribute({ name: 'keepdims', type: AttributeType.INT, i: 0 })]),
+      op('Div', [rowScale, xScale], rowFactor),
+    ]);
+    // The chains keep a scalar activation scale and zero point (128). ONNX Runtime fuses each chain, with the bias Add
+    // after it, into MatMulIntegerToFloat; given the [.., 1] row scales as its activation scale, that fused node
+    // computes values far off (relative error ~1 on the base encoder, ONNX Runtime 1.30), so the row factors multiply
+    // its output in a Mul of their own (which also keeps the bias out of it). The scalar scale is computed, not a
+    // constant: a constant makes the chain's scale product constant-folded, the fusion (which looks for that Mul) no
+    // longer applies, and the int32 product goes through Cast and Mul (50 ms more per window for base).
+    graph.initializer = [...graph.initializer, newTensor({ name: xZero, data_type: DataType.UINT8, dims: [], raw_data: Uint8Array.of(128) })];
+    graph.value_info = graph.value_info.filter((v) => v.name !== xScale && v.name !== xZero);
+    for (const c of chains) {
+      if (c === undefined) continue;
+      const y = c.chain.mul.output[0] ?? '';
+      const unscaled = uniqueName(`${y}_unscaled`, names);
+      c.chain.mul.output = [unscaled];
+      replace.set(c.chain.mul, [c.chain.mul, op('Mul', [unscaled, rowFactor], y)]);
+    }
+    changes.push(`${node.name ?? 'DynamicQuantizeLinear'}: per-row int8 activations for ${chains.length} MatMulInteger`);
+  }
+  const apply = (graph: GraphProto): void => {
+    for (const sub of subgraphsOf(graph)) apply(sub);
+    graph.node = graph.node.flatMap((n) => replace.get(n) ?? [n]);
+  };
+  if (replace.size > 0) apply(main);
   return changes;
 }
 
