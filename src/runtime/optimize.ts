@@ -588,11 +588,12 @@ function signedIntegerWeights(main: GraphProto): string[] {
  * Per-row dynamic int8 activations for the files' `DynamicQuantizeLinear → MatMulInteger` chains. The files quantize
  * each activation tensor with one scale and zero point for the whole tensor (`DynamicQuantizeLinear`): every token's
  * row shares the range of the tensor's largest outlier. This replaces each such quantizer, where every reader is a
- * matched `MatMulInteger` chain, by a per-row symmetric one (as CTranslate2 quantizes activations): s = max|x_row| / 127,
- * q = round(x / s) + 128 as uint8 (zero point 128), so each row uses its own 8 bits. The chain's scale product
- * `Mul(x_scale, W_scale)` now reads s [.., 1] and broadcasts over the row. The weights stay the files' 8-bit values
- * (and their integer products ONNX Runtime's integer kernels). ConvInteger chains are not touched (a row of a
- * convolution's input is not one output's input). Returns one line per replaced quantizer.
+ * matched `MatMulInteger` chain (in its graph or in a nested one), by a per-row symmetric one (as CTranslate2 quantizes
+ * activations): s = max|x_row| / 127, q = round(x / s) + 128 as uint8 (`QuantizeLinear` along the rows, zero point
+ * 128), so each row uses its own 8 bits. The chains keep a scalar activation scale, the largest row's, and a `Mul` after
+ * each chain multiplies every output row by its own scale over that one (why not the row scales in the chain: below).
+ * The weights stay the files' 8-bit values, and the products ONNX Runtime's integer kernels. ConvInteger chains are
+ * not touched (a row of a convolution's input is not one output's input). Returns one line per replaced quantizer.
  */
 function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: number): string[] {
   const changes: string[] = [];
