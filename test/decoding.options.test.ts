@@ -132,6 +132,25 @@ describe('decoding options: one table for the library, the CLI and JSON', () => 
         message: expect.stringMatching(new RegExp(`activations '${activations}'.*fp32 / fp32`)),
       });
     }
+    // 'mixed' is about the encoder: a float encoder with an 8-bit decoder refuses it, and 'auto' is float32 there
+    symlinkSync(join(TINY_EN, 'onnx/decoder_model_merged_quantized.onnx'), join(dir, 'onnx/decoder_model_merged_quantized.onnx'));
+    await expect(loadModel(dir, { encoderDtype: 'fp32', decoderDtype: 'q8', activations: 'mixed' })).rejects.toMatchObject({
+      code: 'E_OPTIONS',
+      message: expect.stringMatching(/activations 'mixed' applies to an 8-bit encoder.*fp32 \/ q8/),
+    });
+    const floatEncoder = await loadModel(dir, { encoderDtype: 'fp32', decoderDtype: 'q8', threads: 1 });
+    expect(floatEncoder.activations).toBe('float32');
+    await floatEncoder.dispose();
+    // without graph rewriting only the files' own arithmetic is possible: 'auto' is 'int8', the others refuse
+    const raw = await loadModel(TINY_EN, { optimizeDecoder: false, threads: 1 });
+    expect(raw.activations).toBe('int8');
+    await raw.dispose();
+    for (const activations of ['float32', 'mixed'] as const) {
+      await expect(loadModel(TINY_EN, { optimizeDecoder: false, activations })).rejects.toMatchObject({
+        code: 'E_OPTIONS',
+        message: expect.stringMatching(new RegExp(`activations '${activations}' rewrites the 8-bit graphs`)),
+      });
+    }
   });
 
   it('zhScript is allowed with Chinese or Cantonese by code or name, and with language detection', () => {

@@ -520,7 +520,9 @@ describe('mixed activations: the encoder\'s 8-bit products on activations quanti
     const original = integerChainModel('MatMulInteger', wq, [k, n], dims, zero, scale, bias);
     const originalOut = await runBytes(encodeModel(original), x, dims);
     const rewritten = decodeModel(encodeModel(original), 'chain');
-    const outcome = rewriteModel(rewritten, { role: 'encoder', floatActivations: false, rowActivations: true, signedWeights: true });
+    // signed weights where the u8×s8 kernels sum exactly (elsewhere u8×u8, exact as well)
+    const signedWeights = exactSignedInt8Kernels();
+    const outcome = rewriteModel(rewritten, { role: 'encoder', floatActivations: false, rowActivations: true, signedWeights });
     expect(outcome.rewrites.filter((r) => r.includes('per-row'))).toHaveLength(1);
     const ops = opTypes(rewritten.graph!);
     expect(ops.has('DynamicQuantizeLinear')).toBe(false);

@@ -45,18 +45,18 @@ const DYNAMIC_INT8: readonly Dtype[] = ['q8', 'int8', 'uint8'];
 export type ResolvedActivations = Exclude<Activations, 'auto'>;
 
 /**
- * What `auto` means: for 8-bit files with rewriting on, on the CPU, `mixed` where ONNX Runtime's u8×s8 kernels sum
+ * What `auto` means: for an 8-bit encoder with rewriting on, on the CPU, `mixed` where ONNX Runtime's u8×s8 kernels sum
  * exactly (x86 with VNNI or AMX: there the 8-bit encoder takes 25 % less time for base), else `float32`;
  * with rewriting off, the files as they are (`int8`); float files: `float32`.
  */
 function resolveActivations(
   requested: Activations,
-  at: { dynamic: boolean; rewrites: boolean; device: string | undefined },
+  at: { dynamic: boolean; encoderDynamic: boolean; rewrites: boolean; device: string | undefined },
 ): ResolvedActivations {
   if (requested !== 'auto') return requested;
   if (!at.dynamic) return 'float32';
   if (!at.rewrites) return 'int8';
-  return (at.device ?? 'cpu') === 'cpu' && exactSignedInt8Kernels() ? 'mixed' : 'float32';
+  return at.encoderDynamic && (at.device ?? 'cpu') === 'cpu' && exactSignedInt8Kernels() ? 'mixed' : 'float32';
 }
 
 export interface DecoderOutput {
@@ -133,11 +133,15 @@ export class WhisperModel {
     });
     const dynamic = [files.encoderDtype, files.decoderDtype].some((d) => DYNAMIC_INT8.includes(d));
     const requested = options.activations ?? 'auto';
-    if ((requested === 'int8' || requested === 'mixed') && !dynamic) {
+    const encoderDynamic = DYNAMIC_INT8.includes(files.encoderDtype);
+    if ((requested === 'int8' && !dynamic) || (requested === 'mixed' && !encoderDynamic)) {
       throw new WhisperError(
         'E_OPTIONS',
-        `activations '${requested}' applies to the 8-bit files (q8, int8, uint8); this model loads ` +
-          `${files.encoderDtype} / ${files.decoderDtype}, whose activations are float already`,
+        requested === 'int8'
+          ? `activations 'int8' applies to the 8-bit files (q8, int8, uint8); this model loads ` +
+              `${files.encoderDtype} / ${files.decoderDtype}, whose activations are float already`
+          : `activations 'mixed' applies to an 8-bit encoder (q8, int8, uint8); this model loads ` +
+              `${files.encoderDtype} / ${files.decoderDtype}, whose encoder's activations are float already`,
       );
     }
     const rewrite = options.optimizeDecoder !== false ? options.graphRewriter : undefined;
@@ -148,14 +152,19 @@ export class WhisperModel {
           "pass activations: 'int8' (or 'auto')",
       );
     }
-    const activations = resolveActivations(requested, { dynamic, rewrites: rewrite !== undefined, device: options.device });
+    const activations = resolveActivations(requested, {
+      dynamic,
+      encoderDynamic,
+      rewrites: rewrite !== undefined,
+      device: options.device,
+    });
     let { encoderPath, decoderPath } = files;
     if (rewrite !== undefined) {
       const cacheDir = options.graphCacheDir;
       const int8 = activations === 'int8';
       [encoderPath, decoderPath] = await Promise.all([
         // the 8-bit encoder: float activations, per-row int8 ones (mixed), or (int8) its uint8 weights stored as int8
-        DYNAMIC_INT8.includes(files.encoderDtype)
+        encoderDynamic
           ? rewrite(files.encoderPath, { role: 'encoder', floatActivations: activations === 'float32', rowActivations: activations === 'mixed', cacheDir })
           : files.encoderPath,
         rewrite(files.decoderPath, { role: 'decoder', floatActivations: !int8, rowActivations: false, cacheDir }),

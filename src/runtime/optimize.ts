@@ -246,7 +246,7 @@ function statOf(info: { size: number; mtimeMs: number; ino: number }): Omit<Stat
 /** Protobuf messages, hence ONNX files without external data, must stay under 2 GiB. */
 const PROTOBUF_LIMIT = 2 ** 31 - 1;
 
-/** `<sha256>.r<version>.<role>-<float|int8>.onnx` (and `.json` for the outcome). */
+/** `<sha256>.r<version>.<role>-<float|int8|int8s|int8row|int8rows>.onnx` (and `.json` for the outcome). */
 const stem = (dir: string, hash: string, v: Variant): string =>
   join(dir, `${hash}.r${GRAPH_REWRITE_VERSION}.${variantTag(v)}`);
 const modelPath = (dir: string, hash: string, v: Variant): string => `${stem(dir, hash, v)}.onnx`;
@@ -387,7 +387,7 @@ export function rewriteModel(
       variant.role === 'decoder'
         ? 'no MatMul whose weight is DequantizeLinear of a per-tensor quantized initializer (or its Transpose), and ' +
             'no self-attention to give padding inputs'
-        : variant.floatActivations
+        : variant.floatActivations || variant.rowActivations === true
           ? 'no MatMulInteger or ConvInteger on a per-tensor quantized initializer'
           : variant.signedWeights === true
             ? 'no MatMulInteger with a uint8 initializer weight'
@@ -593,10 +593,14 @@ function signedIntegerWeights(main: GraphProto): string[] {
  * 128), so each row uses its own 8 bits. The chains keep a scalar activation scale, the largest row's, and a `Mul` after
  * each chain multiplies every output row by its own scale over that one (why not the row scales in the chain: below).
  * The weights stay the files' 8-bit values, and the products ONNX Runtime's integer kernels. ConvInteger chains are
- * not touched (a row of a convolution's input is not one output's input). Returns one line per replaced quantizer.
+ * left alone (the caller makes them float: a row of a convolution's input is not one output's input). A quantizer
+ * whose outputs share their names with values of another graph (the branches of a merged decoder's `If` may repeat
+ * names) is left alone too, as is every one below opset 13 (`QuantizeLinear` along an axis). Returns one line per
+ * replaced quantizer.
  */
 function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: number): string[] {
   const changes: string[] = [];
+  if (opset < 13) return changes;
   const constants = new Map<string, string>();
   const constant = (key: string, make: (name: string) => TensorProto): string => {
     let name = constants.get(key);
@@ -618,6 +622,7 @@ function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: nu
   const chainOf = new Map<NodeProto, { chain: IntegerChain; graph: GraphProto }>();
   const readers = new Map<string, { node: NodeProto; slot: number }[]>();
   const quantizers: { node: NodeProto; graph: GraphProto }[] = [];
+  const produced = new Map<string, number>();
   const visit = (
     graph: GraphProto,
     outerScope: ReadonlyMap<string, Initializer>,
@@ -645,6 +650,7 @@ function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: nu
         for (const g of a.graphs) collectInputs(g, nested);
       }
       for (const name of nested) uses.set(name, (uses.get(name) ?? 0) + 1);
+      for (const output of node.output) produced.set(output, (produced.get(output) ?? 0) + 1);
       if (node.op_type === 'DynamicQuantizeLinear' && isDefaultDomain(node.domain)) quantizers.push({ node, graph });
     }
     for (const node of graph.node) {
@@ -659,7 +665,7 @@ function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: nu
   for (const { node, graph } of quantizers) {
     const [x] = node.input;
     const [xq, xScale, xZero] = node.output;
-    if (!x || !xq || !xScale || !xZero) continue;
+    if (!x || !xq || !xScale || !xZero || [xq, xScale, xZero].some((o) => produced.get(o) !== 1)) continue;
     const chains = (readers.get(xq) ?? []).map((r) =>
       r.slot === 0 && r.node.input[2] === xZero ? chainOf.get(r.node) : undefined,
     );
