@@ -465,12 +465,7 @@ function floatIntegerMatMuls(
     outerScope: ReadonlyMap<string, Initializer>,
     outerProducer: ReadonlyMap<string, NodeProto>,
   ): void => {
-    const scope = new Map(outerScope);
-    for (const tensor of graph.initializer) if (tensor.name !== undefined) scope.set(tensor.name, { tensor, graph });
-    for (const input of graph.input) if (input.name !== undefined) scope.delete(input.name);
-    const producer = new Map(outerProducer);
-    for (const node of graph.node) for (const output of node.output) producer.set(output, node);
-    for (const node of graph.node) for (const output of node.output) scope.delete(output);
+    const { scope, producer } = scopeOf(graph, outerScope, outerProducer);
     for (const node of graph.node) {
       for (const attribute of node.attribute) {
         if (attribute.g !== undefined && attribute.g !== null) visit(attribute.g, scope, producer);
@@ -628,12 +623,7 @@ function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: nu
     outerScope: ReadonlyMap<string, Initializer>,
     outerProducer: ReadonlyMap<string, NodeProto>,
   ): void => {
-    const scope = new Map(outerScope);
-    for (const tensor of graph.initializer) if (tensor.name !== undefined) scope.set(tensor.name, { tensor, graph });
-    for (const input of graph.input) if (input.name !== undefined) scope.delete(input.name);
-    const producer = new Map(outerProducer);
-    for (const node of graph.node) for (const output of node.output) producer.set(output, node);
-    for (const node of graph.node) for (const output of node.output) scope.delete(output);
+    const { scope, producer } = scopeOf(graph, outerScope, outerProducer);
     for (const sub of subgraphsOf(graph)) visit(sub, scope, producer);
     const uses = new Map<string, number>();
     const consumers = new Map<string, NodeProto>();
@@ -755,6 +745,24 @@ function lastLayerTag(main: GraphProto): string | undefined {
   };
   visit(main);
   return last < 0 ? undefined : `/layers.${last}/`;
+}
+
+/**
+ * What a graph's nodes see: the initializers in scope (its own and, for a nested graph, the outer ones that none of its
+ * inputs or nodes shadows) and the producer of every value (outer ones included).
+ */
+function scopeOf(
+  graph: GraphProto,
+  outerScope: ReadonlyMap<string, Initializer>,
+  outerProducer: ReadonlyMap<string, NodeProto>,
+): { scope: Map<string, Initializer>; producer: Map<string, NodeProto> } {
+  const scope = new Map(outerScope);
+  for (const tensor of graph.initializer) if (tensor.name !== undefined) scope.set(tensor.name, { tensor, graph });
+  for (const input of graph.input) if (input.name !== undefined) scope.delete(input.name);
+  const producer = new Map(outerProducer);
+  for (const node of graph.node) for (const output of node.output) producer.set(output, node);
+  for (const node of graph.node) for (const output of node.output) scope.delete(output);
+  return { scope, producer };
 }
 
 /** Drops initializers nothing reads any more (the bypassed 8-bit weights, their scales and zero points). */
