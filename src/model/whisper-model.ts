@@ -3,10 +3,9 @@ import { createSession, ort, type SessionOptions } from '../runtime/session.js';
 import { WhisperTokenizer } from '../tokenizer/index.js';
 import { parseConfig, readJson, resolveModelFiles, type ModelFiles, type WhisperConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
-import { LOGITS_FROM, LOGITS_LOGSUMEXP, PADDING_INPUTS } from '../runtime/optimize.js';
+import { exactSignedInt8Kernels, LOGITS_FROM, LOGITS_LOGSUMEXP, PADDING_INPUTS } from '../runtime/optimize.js';
 import type { Dtype } from '../dtypes.js';
 import type { Activations } from '../options.js';
-import { exactSignedInt8Kernels } from '../runtime/optimize.js';
 
 export { KvCache };
 
