@@ -60,7 +60,8 @@ describe('beam search on whisper-base against the reference (transformers num_be
     }
   });
 
-  it.each(['mixed', 'float32'] as const)('jfk: with activations %s (loadModel), beam 5 and greedy token ids equal the reference too', async (activations) => {
+  // (float32 graphs give them too: runtime-optimize.test.ts, float activations, on both models)
+  it.each(['mixed'] as const)('jfk: with activations %s (loadModel), beam 5 and greedy token ids equal the reference too', async (activations) => {
     const whisper = await loadModel(BASE, { threads: THREADS, activations });
     try {
       const ref = refs.find((r) => r.file === 'jfk.wav');
