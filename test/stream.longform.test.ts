@@ -55,9 +55,19 @@ interface LibraryRun {
   rss: number[];
 }
 
+/**
+ * Settings of the library path to measure other than the defaults: `WTS_STREAM_OPTIONS` (stream options) and
+ * `WTS_STREAM_LOAD` (load options), JSON, e.g. the low-latency ones in the README (`{"minChunkSeconds":0.3}` and
+ * `{"activations":"int8"}`).
+ */
+function envJson(name: string): Record<string, unknown> {
+  const value = process.env[name];
+  return value ? (JSON.parse(value) as Record<string, unknown>) : {};
+}
+
 /** The library path: 100-ms pushes at real speed (each when its audio has been "heard"), decoding in the background. */
 async function playLibrary(whisper: Whisper, audio: Float32Array): Promise<LibraryRun> {
-  const stream = await createStream(whisper, { language: 'en' });
+  const stream = await createStream(whisper, { language: 'en', ...envJson('WTS_STREAM_OPTIONS') });
   const events: ClockedEvent[] = [];
   const rss: number[] = [];
   const started = performance.now();
@@ -124,7 +134,7 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
   let audio: Float32Array;
   let wav: string;
   beforeAll(async () => {
-    whisper = await loadModel(TINY_EN, { threads: 2 });
+    whisper = await loadModel(TINY_EN, { threads: 2, ...envJson('WTS_STREAM_LOAD') });
     server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--max-streams', '1', '--threads', '2']);
     audio = await decodeAudio(LONGFORM);
     wav = join(mkdtempSync(join(tmpdir(), 'wts-live-long-')), 'longform.wav');
