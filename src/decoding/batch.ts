@@ -41,12 +41,30 @@ export function selectRows(t: ort.Tensor, rows: readonly number[], total: number
   return new ortNs.Tensor(t.type as 'float32', out as Float32Array, [rows.length, ...t.dims.slice(1)]);
 }
 
-/** A cache holding only `rows` of `cache` (the encoder output, the cross- and self-attention keys/values). */
+/**
+ * `selectRows` for a tensor nobody else reads: the kept rows (`rows` ascending) move to the front of its own buffer
+ * and the result is a view of that front. A new array of the cross-attention keys/values for 8 rows would be ~300 MB
+ * for base, allocated, zero-filled and collected at every compaction; moving them in place costs only the copy.
+ */
+function compactRowsInPlace(t: ort.Tensor, rows: readonly number[], total: number, ortNs: typeof ort): ort.Tensor {
+  if (t.dims[0] !== total) return t; // shared by every row (one-row cross-attention cache)
+  const d = floatData(t);
+  const size = d.length / total;
+  rows.forEach((r, i) => {
+    if (r !== i) d.copyWithin(i * size, r * size, (r + 1) * size);
+  });
+  return new ortNs.Tensor(t.type as 'float32', d.subarray(0, size * rows.length) as Float32Array, [rows.length, ...t.dims.slice(1)]);
+}
+
+/**
+ * A cache holding only `rows` (ascending) of `cache`: the encoder output (the caller's: copied), the cross- and
+ * self-attention keys/values (the cache's own: compacted in place; `cache` is not used afterwards).
+ */
 function compactCache(model: WhisperModel, cache: KvCache, rows: readonly number[], ortNs: typeof ort): KvCache {
   const total = cache.batch;
   const next = model.newCache(selectRows(cache.encoderHidden, rows, total, ortNs));
-  for (const [name, t] of cache.decoder) next.decoder.set(name, selectRows(t, rows, total, ortNs));
-  for (const [name, t] of cache.encoder) next.encoder.set(name, selectRows(t, rows, total, ortNs));
+  for (const [name, t] of cache.decoder) next.decoder.set(name, compactRowsInPlace(t, rows, total, ortNs));
+  for (const [name, t] of cache.encoder) next.encoder.set(name, compactRowsInPlace(t, rows, total, ortNs));
   next.length = cache.length;
   next.padding = cache.paddingOf(rows);
   return next;
