@@ -249,6 +249,18 @@ describe('decoding through ffmpeg', () => {
     expect(maxAbsDiff(await decodeAudio(readFileSync(path)), jfk)).toBe(0);
   });
 
+  it('decodes no more than maxSeconds: ffmpeg stops there and a WAV is cut (the same samples as the whole decode)', async () => {
+    const flac = make('jfk-max.flac', ['-c:a', 'flac']);
+    const fromFlac = await decodeAudio(readFileSync(flac), { maxSeconds: 3 });
+    expect(fromFlac.length).toBe(3 * 16000);
+    expect(maxAbsDiff(fromFlac, jfk.subarray(0, 3 * 16000))).toBe(0);
+    const fromWav = await decodeAudio(JFK, { maxSeconds: 2.5 });
+    expect(fromWav.length).toBe(2.5 * 16000);
+    expect(maxAbsDiff(fromWav, jfk.subarray(0, 2.5 * 16000))).toBe(0);
+    expect((await decodeAudio(JFK, { maxSeconds: 60 })).length).toBe(JFK_SAMPLES);
+    await expectError(decodeAudio(JFK, { maxSeconds: 0 }), 'E_OPTIONS', 'maxSeconds');
+  });
+
   it('pipes bytes to ffmpeg when no temporary file can be written', async () => {
     const path = make('jfk-pipe.flac', ['-c:a', 'flac']);
     const saved = process.env.TMPDIR;

@@ -144,12 +144,32 @@ describe('serve: OpenAI audio API with whisper-tiny.en', () => {
     expect(e.status).toBe(400);
     expect(code(e)).toBe('E_AUDIO_DECODE');
     expect(e.type).toBe('invalid_request_error');
+    expect(e.param).toBe('file');
+    expect(e.message).not.toMatch(/whisper-ts-audio|\/tmp\//); // the server's temporary file stays private
 
     const s = await apiError(
       client.audio.transcriptions.create({ file: new File([readFileSync(join(EVAL, 'README.md'))], 'notes.mp3'), model: 'whisper-1', stream: true }),
     );
     expect(s.status).toBe(400);
     expect(code(s)).toBe('E_AUDIO_DECODE');
+
+    // a body the multipart parser cannot read is the client's fault too (no 500, which clients retry)
+    for (const contentType of ['multipart/form-data', 'multipart/form-data; boundary=xyz']) {
+      const r = await fetch(`${server.url}/v1/audio/transcriptions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': contentType },
+        body: 'garbage',
+      });
+      expect(r.status, contentType).toBe(400);
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('E_BAD_REQUEST');
+    }
+    const raw = await fetch(`${server.url}/v1/audio/transcriptions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'audio/wav' },
+      body: readFileSync(JFK),
+    });
+    expect(raw.status).toBe(415);
+    expect(((await raw.json()) as { error: { message: string } }).error.message).toMatch(/multipart\/form-data/);
   });
 
   it('answers an oversized upload with 413 and audio over the duration limit with 413 naming the limit', async () => {
@@ -275,7 +295,9 @@ describe('serve: translation and words with the multilingual whisper-base_timest
     }
     const r = await p;
     const words = r.words ?? [];
-    expect(words.map((w) => w.word).join('')).toMatch(JFK_TEXT);
+    // as the OpenAI API gives them: no leading space, joined with spaces
+    for (const w of words) expect(w.word).toBe(w.word.trim());
+    expect(words.map((w) => w.word).join(' ')).toMatch(JFK_TEXT);
     for (let i = 1; i < words.length; i++) expect(words[i]?.start).toBeGreaterThanOrEqual(words[i - 1]?.start ?? 0);
     expect(r.segments?.length).toBeGreaterThan(0);
   });

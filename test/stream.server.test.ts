@@ -100,7 +100,7 @@ describe('serve: live transcription over the WebSocket /v1/realtime', () => {
 describe('serve: the live endpoint behind an API key', () => {
   let server: ServerProcess;
   beforeAll(async () => {
-    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--api-key', 'sesame']);
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--api-key', 'sesame', '--live-idle-timeout', '2']);
   });
   afterAll(async () => {
     expect(await server?.stop()).toBe(0);
@@ -128,7 +128,41 @@ describe('serve: the live endpoint behind an API key', () => {
     expect(await tryOpen({ authorization: 'Bearer wrong' })).toBe(401);
     expect(await tryOpen({ authorization: 'Bearer sesame' })).toBe('ready');
     expect(await tryOpen({}, ['realtime', 'openai-insecure-api-key.sesame'])).toBe('ready');
+    // the page learns from /health that it must ask for the key before recording
+    const health = (await (await fetch(`${server.url}/health`)).json()) as { api_key_required: boolean };
+    expect(health.api_key_required).toBe(true);
   }, 120_000);
+
+  it('closes a stream whose client sends nothing for --live-idle-timeout seconds, before and after start', async () => {
+    const auth = { authorization: 'Bearer sesame' };
+    const silent = connect(server.url, auth);
+    await silent.opened;
+    const t0 = performance.now();
+    expect(await silent.closed).toMatchObject({ code: 1008 });
+    expect(performance.now() - t0).toBeGreaterThan(1500);
+    expect(silent.messages).toEqual([expect.objectContaining({ type: 'error', code: 'E_IDLE_TIMEOUT' })]);
+
+    const started = connect(server.url, auth);
+    await started.opened;
+    started.ws.send(JSON.stringify({ type: 'start', options: { language: 'en' } }));
+    await waitFor('ready', async () => started.messages.some((m) => m.type === 'ready'));
+    started.ws.send(pcm16(new Float32Array(SAMPLE_RATE / 10)));
+    expect(await started.closed).toMatchObject({ code: 1008 });
+    expect(started.messages.at(-1)).toMatchObject({ type: 'error', code: 'E_IDLE_TIMEOUT' });
+    await waitFor('the stream to end', async () => (await metric(server.url, 'whisper_live_streams')) === 0);
+  }, 60_000);
+
+  it('refuses a text frame that is JSON but not an object (null) and keeps serving', async () => {
+    const s = connect(server.url, { authorization: 'Bearer sesame' });
+    await s.opened;
+    s.ws.send(JSON.stringify({ type: 'start', options: { language: 'en' } }));
+    await waitFor('ready', async () => s.messages.some((m) => m.type === 'ready'));
+    s.ws.send('null');
+    expect(await s.closed).toMatchObject({ code: 1008 });
+    expect(s.messages.at(-1)).toMatchObject({ type: 'error', code: 'E_BAD_REQUEST' });
+    expect(server.exited()).toBe(false);
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  }, 60_000);
 });
 
 describe('serve: the live half of the page in Chromium, with a fake microphone', () => {

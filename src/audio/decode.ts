@@ -10,6 +10,12 @@ export interface DecodeAudioOptions {
   signal?: AbortSignal;
   /** The ffmpeg executable (default: `ffmpeg` on PATH). Only needed for inputs that are not WAV. */
   ffmpegPath?: string;
+  /**
+   * Decode at most this many seconds from the start (ffmpeg stops there: `-t`; a WAV is cut). A service that limits
+   * the duration decodes a little more than its limit, so that a small compressed upload holding hours of audio is
+   * never expanded in memory.
+   */
+  maxSeconds?: number;
 }
 
 /**
@@ -29,7 +35,11 @@ export async function decodeAudio(
 ): Promise<Float32Array> {
   const { signal } = options;
   if (signal?.aborted) throw new WhisperError('E_ABORTED', 'decoding was aborted', { cause: signal.reason });
-  const ffmpeg = { signal, ffmpegPath: options.ffmpegPath };
+  const { maxSeconds } = options;
+  if (maxSeconds !== undefined && !(maxSeconds > 0)) {
+    throw new WhisperError('E_OPTIONS', `maxSeconds must be a positive number of seconds, not ${maxSeconds}`);
+  }
+  const ffmpeg = { signal, ffmpegPath: options.ffmpegPath, maxSeconds };
 
   if (typeof input === 'string') {
     const head = await readHead(input);
@@ -39,7 +49,7 @@ export async function decodeAudio(
         throw new WhisperError('E_ABORTED', `decoding ${input} was aborted`, { cause: signal.reason });
       }
       const wav = parseWav(bytes, input);
-      if (wav !== undefined) return toModelRate(wav.samples, wav.sampleRate);
+      if (wav !== undefined) return toModelRate(cut(wav.samples, wav.sampleRate, maxSeconds), wav.sampleRate);
     }
     return decodeWithFfmpeg({ path: input }, input, ffmpeg);
   }
@@ -49,9 +59,16 @@ export async function decodeAudio(
   if (bytes.length === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: it is empty`);
   if (looksLikeWav(bytes)) {
     const wav = parseWav(bytes, label);
-    if (wav !== undefined) return toModelRate(wav.samples, wav.sampleRate);
+    if (wav !== undefined) return toModelRate(cut(wav.samples, wav.sampleRate, maxSeconds), wav.sampleRate);
   }
   return decodeWithFfmpeg({ bytes }, label, ffmpeg);
+}
+
+/** The first `maxSeconds` of samples at `rate` (all of them without a limit). */
+function cut(samples: Float32Array, rate: number, maxSeconds: number | undefined): Float32Array {
+  if (maxSeconds === undefined) return samples;
+  const n = Math.ceil(maxSeconds * rate);
+  return samples.length > n ? samples.subarray(0, n) : samples;
 }
 
 function toModelRate(samples: Float32Array, rate: number): Float32Array {

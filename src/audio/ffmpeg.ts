@@ -8,6 +8,8 @@ import { SAMPLE_RATE } from './constants.js';
 export interface FfmpegOptions {
   signal?: AbortSignal | undefined;
   ffmpegPath?: string | undefined;
+  /** Decode at most this many seconds (`-t` on the output). */
+  maxSeconds?: number | undefined;
 }
 
 const LITTLE_ENDIAN = endianness() === 'LE';
@@ -37,7 +39,8 @@ export async function decodeWithFfmpeg(
     dir = await mkdtemp(join(tmpdir(), 'whisper-ts-audio-'));
     const path = join(dir, 'input');
     await writeFile(path, input.bytes);
-    return await runFfmpeg(path, undefined, label, options);
+    // ffmpeg's messages name the private temporary file as "the input", not by its path
+    return await runFfmpeg(path, undefined, label, options, 'the input');
   } catch (err) {
     if (err instanceof WhisperError) throw err;
     // No usable temp dir (read-only or full file system): fall back to the pipe.
@@ -51,7 +54,8 @@ function runFfmpeg(
   source: string,
   stdin: Uint8Array | undefined,
   label: string,
-  { signal, ffmpegPath = 'ffmpeg' }: FfmpegOptions,
+  { signal, ffmpegPath = 'ffmpeg', maxSeconds }: FfmpegOptions,
+  shownAs = source,
 ): Promise<Float32Array> {
   if (signal?.aborted) {
     return Promise.reject(new WhisperError('E_ABORTED', `decoding ${label} was aborted`, { cause: signal.reason }));
@@ -61,6 +65,7 @@ function runFfmpeg(
   const args = [
     '-hide_banner', '-loglevel', 'error',
     '-nostdin', '-threads', '0', '-i', inputArg,
+    ...(maxSeconds !== undefined ? ['-t', String(maxSeconds)] : []),
     '-f', 's16le', '-ac', '1', '-acodec', 'pcm_s16le', '-ar', String(SAMPLE_RATE), '-',
   ];
 
@@ -116,7 +121,7 @@ function runFfmpeg(
           return;
         }
         if (code !== 0) {
-          const why = summarise(stderr) || (sig ? `killed by ${sig}` : `exit code ${code}`);
+          const why = summarise(stderr).split(inputArg).join(shownAs) || (sig ? `killed by ${sig}` : `exit code ${code}`);
           reject(new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: ffmpeg failed: ${why}`));
           return;
         }

@@ -41,6 +41,7 @@ export function serveCommand(io: CliIo): Command {
     )
     .option('--max-queue <n>', 'jobs that may wait for a worker before 429', integer(0), SERVER_DEFAULTS.maxQueue)
     .option('--max-streams <n>', 'live streams (WebSocket /v1/realtime) at once; 0: none', integer(0), SERVER_DEFAULTS.maxStreams)
+    .option('--live-idle-timeout <s>', 'close a live stream whose client sends nothing for this many seconds', positive(), SERVER_DEFAULTS.liveIdleTimeoutS)
     .option('--max-upload-mb <mb>', 'largest upload, MiB (413 above)', positive(), SERVER_DEFAULTS.maxUploadMb)
     .option('--max-duration-s <s>', 'longest audio, seconds (413 above)', positive(), SERVER_DEFAULTS.maxDurationS)
     .option('--api-key <key>', 'require Authorization: Bearer <key> on /v1/ (default: $WHISPER_TS_API_KEY)')
@@ -94,6 +95,7 @@ async function runServe(opts: Record<string, unknown>, io: CliIo): Promise<numbe
       jobsPerWorker,
       maxQueue: opts.maxQueue as number,
       maxStreams: opts.maxStreams as number,
+      liveIdleTimeoutS: opts.liveIdleTimeout as number,
       maxUploadMb: opts.maxUploadMb as number,
       maxDurationS: opts.maxDurationS as number,
       apiKey: apiKey === '' ? null : apiKey,

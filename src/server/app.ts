@@ -15,7 +15,7 @@ import { HttpError, errorBody, toHttpError } from './errors.js';
 import { KEY_SUBPROTOCOL, registerLiveRoutes, type LiveHub } from './live.js';
 import type { ServerMetrics } from './metrics.js';
 import type { WorkerPool } from './pool.js';
-import type { ServedModel } from './request.js';
+import { FIELD_LIMIT_BYTES, type ServedModel } from './request.js';
 
 export interface AppConfig {
   pool: WorkerPool;
@@ -24,6 +24,8 @@ export interface AppConfig {
   defaults: Partial<TranscribeOptions>;
   maxUploadBytes: number;
   maxDurationS: number | null;
+  /** Seconds a live stream may send nothing before it is closed. */
+  liveIdleTimeoutS?: number;
   apiKey: string | null;
   /** fastify's logger (pino, JSON lines on stdout). */
   logger: boolean;
@@ -84,14 +86,20 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
   }
 
   await app.register(fastifyMultipart, {
-    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 64, fieldSize: 1024 * 1024, parts: 128 },
+    limits: { fileSize: config.maxUploadBytes, files: 1, fields: 64, fieldSize: FIELD_LIMIT_BYTES, parts: 128 },
   });
 
   registerAudioRoutes(app, { pool, served, defaults: config.defaults, maxUploadBytes: config.maxUploadBytes });
   if (config.live) {
     // audio frames are small (100 ms of 16 kHz PCM is 3.2 kB); a frame over 1 MiB is refused by the WebSocket layer
     await app.register(fastifyWebsocket, { options: { maxPayload: 1024 * 1024 } });
-    registerLiveRoutes(app, { hub: config.live, served, maxDurationS: config.maxDurationS, registry: metrics.registry });
+    registerLiveRoutes(app, {
+      hub: config.live,
+      served,
+      maxDurationS: config.maxDurationS,
+      registry: metrics.registry,
+      ...(config.liveIdleTimeoutS !== undefined ? { idleTimeoutS: config.liveIdleTimeoutS } : {}),
+    });
   }
 
   const modelObject = (id: string): object => ({ id, object: 'model', created: 0, owned_by: 'whisper-ts' });
@@ -111,6 +119,7 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
       model: served.id,
       multilingual: served.multilingual,
       word_timestamps: served.wordTimestamps,
+      api_key_required: config.apiKey !== null,
       workers: { ready: pool.readyWorkers, total: pool.workers },
       queue: { waiting: pool.waiting, running: pool.running, max_waiting: pool.maxQueue },
       limits: { max_upload_bytes: config.maxUploadBytes, max_duration_s: config.maxDurationS },

@@ -56,7 +56,8 @@ interface FrameworkError {
 export function toHttpError(err: unknown, limits: { maxUploadBytes: number }): HttpError {
   if (err instanceof HttpError) return err;
   if (isWhisperError(err)) {
-    return new HttpError(CLIENT_ENGINE_CODES[err.code] ?? 500, err.code, err.message);
+    const param = err.code === 'E_AUDIO_DECODE' ? 'file' : null;
+    return new HttpError(CLIENT_ENGINE_CODES[err.code] ?? 500, err.code, err.message, param);
   }
   const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as FrameworkError;
   if (e.code === 'FST_FILES_LIMIT' || e.code === 'FST_PARTS_LIMIT' || e.code === 'FST_FIELDS_LIMIT') {
@@ -71,6 +72,9 @@ export function toHttpError(err: unknown, limits: { maxUploadBytes: number }): H
     );
   }
   const status = e.statusCode;
+  if (status === 415) {
+    return new HttpError(415, 'E_BAD_REQUEST', `expected a multipart/form-data body with a "file" field (${e.message})`);
+  }
   if (status !== undefined && status >= 400 && status < 500) {
     return new HttpError(status === 404 ? 404 : 400, status === 404 ? 'E_NOT_FOUND' : 'E_BAD_REQUEST', e.message);
   }

@@ -32,6 +32,8 @@ export interface ServerOptions {
   maxQueue: number;
   /** Live streams (WebSocket /v1/realtime) at once, all in one worker thread of their own; 0: no live endpoint. */
   maxStreams: number;
+  /** Seconds a live stream may send nothing before it is closed (1008, E_IDLE_TIMEOUT). */
+  liveIdleTimeoutS: number;
   /** Largest upload in MiB (413 above). */
   maxUploadMb: number;
   /** Longest decoded audio in seconds (413 above); null: no limit. */
@@ -59,6 +61,7 @@ export const SERVER_DEFAULTS = Object.freeze({
   jobsPerWorker: 4,
   maxQueue: 8,
   maxStreams: 4,
+  liveIdleTimeoutS: 30,
   maxUploadMb: 25,
   maxDurationS: 3 * 3600,
   apiKey: null,
@@ -128,6 +131,7 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
       defaults: o.defaults,
       maxUploadBytes,
       maxDurationS: o.maxDurationS,
+      liveIdleTimeoutS: o.liveIdleTimeoutS,
       apiKey: o.apiKey,
       logger: o.logger,
     });

@@ -14,7 +14,7 @@
  *                    {"type":"done","stats":{…}} after "end", then the socket closes (1000)
  *                    {"type":"error","code","message"}, then the socket closes (1008 the client's fault, 1013 busy,
  *                    1011 the server's)
- * Closing the socket early stops the stream. With an API key, send `Authorization: Bearer <key>` or, from a
+ * Closing the socket early stops the stream; a socket that sends nothing for LIVE_IDLE_TIMEOUT_S (30 s) is closed. With an API key, send `Authorization: Bearer <key>` or, from a
  * browser, offer the subprotocol `openai-insecure-api-key.<key>` (as OpenAI's Realtime API takes it).
  */
 import { Worker } from 'node:worker_threads';
@@ -28,6 +28,12 @@ import type { SerializedError, WorkerConfig } from './protocol.js';
 import type { ServedModel } from './request.js';
 
 const SAMPLE_RATE = 16_000;
+/**
+ * A stream whose client sends nothing (no start, audio or end) for this long is closed (1008, E_IDLE_TIMEOUT), so a
+ * client that went silent without closing cannot hold one of the `maxStreams` places. A microphone sends audio
+ * several times a second.
+ */
+export const LIVE_IDLE_TIMEOUT_S = 30;
 /** The subprotocol prefix that carries the API key from a browser (which cannot set headers on a WebSocket). */
 export const KEY_SUBPROTOCOL = 'openai-insecure-api-key.';
 
@@ -200,15 +206,26 @@ function parseStart(text: string, served: ServedModel): Required<Pick<StartMessa
     throw new ClientError('E_BAD_REQUEST', `format must be "pcm16" or "f32", not ${JSON.stringify(start.format)}`);
   }
   if ((start.sample_rate ?? SAMPLE_RATE) !== SAMPLE_RATE) {
-    throw new ClientError('E_BAD_REQUEST', `sample_rate must be 16000 (mono), not ${String(start.sample_rate)}`);
+    throw new ClientError('E_BAD_REQUEST', `sample_rate must be the number 16000 (mono), not ${JSON.stringify(start.sample_rate)}`);
   }
   if (start.model !== undefined && !served.aliases.has(start.model)) {
     throw new ClientError('E_MODEL_NOT_SERVED', `this server does not serve "${start.model}"`);
   }
   const options = start.options ?? {};
   try {
-    resolveStreamOptions(options);
+    const resolved = resolveStreamOptions(options);
+    // checked here against what the server serves (the worker's own error would name the model's folder)
+    if (resolved.transcribe.wordTimestamps && !served.wordTimestamps) {
+      throw new ClientError(
+        'E_OPTIONS',
+        `wordTimestamps needs a model whose decoder outputs cross-attentions (a "_timestamped" export); the served model ${served.id} has none`,
+      );
+    }
+    if (!served.multilingual && resolved.transcribe.task === 'translate') {
+      throw new ClientError('E_OPTIONS', `the served model ${served.id} is English-only and cannot translate`);
+    }
   } catch (err) {
+    if (err instanceof ClientError) throw err;
     if (isWhisperError(err)) throw new ClientError(err.code, err.message);
     throw err;
   }
@@ -242,6 +259,8 @@ export interface LiveRouteConfig {
   /** Longest stream in seconds of audio; null: no limit. */
   maxDurationS: number | null;
   registry: Registry;
+  /** Seconds without a message from the client after which its stream is closed; default LIVE_IDLE_TIMEOUT_S. */
+  idleTimeoutS?: number;
 }
 
 export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig): void {
@@ -273,7 +292,9 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
     const send = (message: object): void => {
       if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
     };
+    let idle: NodeJS.Timeout | undefined;
     const fail = (code: string, message: string, closeCode: number): void => {
+      clearTimeout(idle);
       if (state === 'closed') return;
       if (handle && (state === 'running' || state === 'ending')) handle.abort();
       state = 'closed';
@@ -281,7 +302,7 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
       socket.close(closeCode, code);
     };
     const push = (data: Buffer): void => {
-      if (!handle || !decode) return;
+      if (!handle || !decode || state !== 'running') return;
       let chunk = decode(data);
       if (samples + chunk.length > maxSamples) {
         chunk = chunk.subarray(0, Math.max(0, maxSamples - samples));
@@ -297,8 +318,20 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
       if (chunk.length > 0) handle.push(chunk);
     };
 
+    const idleAfter = config.idleTimeoutS ?? LIVE_IDLE_TIMEOUT_S;
+    const watch = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        if (state === 'waiting' || state === 'running') {
+          fail('E_IDLE_TIMEOUT', `nothing received for ${idleAfter} s; the stream is closed`, 1008);
+        }
+      }, idleAfter * 1000);
+      idle.unref();
+    };
+    watch();
     socket.on('message', (data: RawData, isBinary: boolean) => {
       if (state === 'closed' || state === 'ending') return;
+      watch();
       if (state === 'waiting') {
         if (isBinary) return fail('E_BAD_REQUEST', 'send {"type":"start", …} before audio', 1008);
         let start;
@@ -328,7 +361,7 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
               state = 'running';
               send({ type: 'ready', model: served.id, sample_rate: SAMPLE_RATE, format: start.format });
               for (const b of early.splice(0)) push(b);
-              if (endRequested) {
+              if (endRequested && state === 'running') {
                 state = 'ending';
                 h.end();
               }
@@ -345,13 +378,17 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
         else push(toBuffer(data));
         return;
       }
-      let m: { type?: unknown };
+      let m: unknown;
       try {
-        m = JSON.parse(toBuffer(data).toString('utf8')) as { type?: unknown };
+        m = JSON.parse(toBuffer(data).toString('utf8'));
       } catch {
         return fail('E_BAD_REQUEST', 'text frames must be JSON', 1008);
       }
-      if (m.type !== 'end') return fail('E_BAD_REQUEST', `unknown message type ${JSON.stringify(m.type)}`, 1008);
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) {
+        return fail('E_BAD_REQUEST', `text frames must be JSON objects, not ${JSON.stringify(m)}`, 1008);
+      }
+      const type = (m as { type?: unknown }).type;
+      if (type !== 'end') return fail('E_BAD_REQUEST', `unknown message type ${JSON.stringify(type)}`, 1008);
       if (state === 'starting') endRequested = true;
       else {
         state = 'ending';
@@ -359,6 +396,7 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
       }
     });
     socket.on('close', () => {
+      clearTimeout(idle);
       if (state === 'running' || state === 'ending') handle?.abort();
       state = 'closed';
     });

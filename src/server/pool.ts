@@ -120,8 +120,8 @@ export class WorkerPool {
   private readonly jobsPerWorker: number;
   private readonly queue: PQueue;
   private nextId = 1;
-  /** Moving average of a job's processing time, for Retry-After. */
-  private avgJobS = 10;
+  /** Moving average of a job's processing time, for Retry-After; null until a job has finished (10 s is assumed). */
+  private avgJobS: number | null = null;
 
   private constructor(
     private readonly options: PoolOptions,
@@ -182,7 +182,7 @@ export class WorkerPool {
 
   /** Seconds a rejected client should wait before retrying: the expected time until a place frees up. */
   retryAfterS(): number {
-    return Math.max(1, Math.ceil((this.avgJobS * (this.waiting + 1)) / this.capacity));
+    return Math.max(1, Math.ceil(((this.avgJobS ?? 10) * (this.waiting + 1)) / this.capacity));
   }
 
   /**
@@ -312,7 +312,7 @@ export class WorkerPool {
         slot.post({ type: 'job', id, audio, options }, [audio.buffer as ArrayBuffer]);
       });
       const processingS = (performance.now() - started) / 1000;
-      this.avgJobS = 0.8 * this.avgJobS + 0.2 * processingS;
+      this.avgJobS = this.avgJobS === null ? processingS : 0.8 * this.avgJobS + 0.2 * processingS;
       this.options.onJobEnd?.({ outcome: 'completed', audioS, processingS });
       return result;
     } catch (err) {

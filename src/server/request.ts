@@ -5,14 +5,20 @@
  */
 import type { FastifyRequest } from 'fastify';
 import {
+  DEFAULTS,
   OPTION_SPECS,
   isWhisperError,
+  toLanguageCode,
   resolveTranscribeOptions,
   type AllOptions,
   type Task,
   type TranscribeOptions,
 } from '../index.js';
 import { HttpError } from './errors.js';
+
+/** The largest text field of a request (the multipart parser's fieldSize). */
+export const FIELD_LIMIT_BYTES = 1024 * 1024;
+const FIELD_LIMIT_TEXT = '1 MiB';
 
 export const RESPONSE_FORMATS = ['json', 'text', 'srt', 'verbose_json', 'vtt'] as const;
 export type ResponseFormat = (typeof RESPONSE_FORMATS)[number];
@@ -65,6 +71,26 @@ function badField(param: string, message: string, code: 'E_OPTIONS' | 'E_BAD_REQ
   return new HttpError(400, code, message, param);
 }
 
+/**
+ * An extension field's text as the options table takes it: the table's own coercion turns strings into numbers,
+ * booleans and lists; an object option (vad_options) comes as JSON. Values are checked all together afterwards (an
+ * option may depend on another, as patience on beam_size).
+ */
+function extensionValue(param: string, key: keyof AllOptions, value: string | undefined): unknown {
+  if (value === undefined || OPTION_SPECS[key].kind !== 'object') return value;
+  try {
+    return JSON.parse(value) as unknown;
+  } catch {
+    throw badField(param, `${param} must be a JSON object, such as {"threshold": 0.5}; got ${JSON.stringify(value.slice(0, 80))}`);
+  }
+}
+
+/** The request field of an options key named in an engine error (`option beamSize (--beam-size): …`). */
+function fieldOfError(message: string, fieldOf: ReadonlyMap<string, string>): string | null {
+  const key = /^option (\w+)/.exec(message)?.[1];
+  return key === undefined ? null : (fieldOf.get(key) ?? null);
+}
+
 /** Checks one field's value through the engine's own validation, naming the field when it fails. */
 function checked(param: string, key: string, value: unknown): unknown {
   try {
@@ -91,11 +117,19 @@ export function parseAudioFields(
     return v?.[0];
   };
   const given: Record<string, unknown> = {};
+  // options key → the request field that set it, to name the field when the options are refused together
+  const fieldOf = new Map<string, string>([
+    ['language', 'language'],
+    ['initialPrompt', 'prompt'],
+    ['temperature', 'temperature'],
+    ['wordTimestamps', 'timestamp_granularities[]'],
+  ]);
   for (const name of fields.keys()) {
     if (OPENAI_FIELDS.has(name) || IGNORED_FIELDS.has(name)) continue;
     const key = EXTENSION_FIELDS.get(name);
     if (key === undefined) throw badField(name, `unknown field "${name}"`, 'E_BAD_REQUEST');
-    given[key] = checked(name, key, one(name));
+    given[key] = extensionValue(name, key, one(name));
+    fieldOf.set(key, name);
   }
 
   const model = one('model');
@@ -109,7 +143,17 @@ export function parseAudioFields(
   }
 
   const language = one('language');
-  if (language !== undefined && language.trim() !== '') given.language = checked('language', 'language', language.trim());
+  if (language !== undefined && language.trim() !== '') {
+    const asked = language.trim();
+    given.language = checked('language', 'language', asked);
+    const code = asked.toLowerCase() === 'auto' ? 'auto' : toLanguageCode(asked);
+    if (code === undefined) {
+      throw badField('language', `language "${asked}" is not a language Whisper knows (an ISO 639-1 code such as "de", or a name such as "German")`);
+    }
+    if (!served.multilingual && code !== 'auto' && code !== 'en') {
+      throw badField('language', `the served model ${served.id} is English-only; language "${asked}" cannot be used`);
+    }
+  }
 
   const prompt = one('prompt');
   if (prompt !== undefined && prompt.trim() !== '') given.initialPrompt = prompt;
@@ -119,7 +163,8 @@ export function parseAudioFields(
   const temperature = one('temperature');
   if (temperature !== undefined && temperature.trim() !== '') {
     const t = checked('temperature', 'temperature', temperature) as number[];
-    if (!(t.length === 1 && t[0] === 0)) given.temperature = t;
+    // 0 asks for the fallback ladder also where the server's default temperature is another one
+    given.temperature = t.length === 1 && t[0] === 0 ? [...DEFAULTS.temperature] : t;
   }
 
   const format = one('response_format') ?? 'json';
@@ -166,7 +211,7 @@ export function parseAudioFields(
   try {
     options = { ...resolveTranscribeOptions({ ...defaults, ...given, task }) };
   } catch (err) {
-    if (isWhisperError(err)) throw new HttpError(400, err.code, err.message);
+    if (isWhisperError(err)) throw new HttpError(400, err.code, err.message, fieldOfError(err.message, fieldOf));
     throw err;
   }
   return {
@@ -191,19 +236,28 @@ export async function readAudioRequest(
   const fields = new Map<string, string[]>();
   let audio: Buffer | undefined;
   let filename = '';
-  for await (const part of request.parts()) {
-    if (part.type === 'file') {
-      if (part.fieldname !== 'file') {
-        part.file.resume();
-        throw badField(part.fieldname, `unexpected file field "${part.fieldname}"; the audio goes in "file"`, 'E_BAD_REQUEST');
+  try {
+    for await (const part of request.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'file') {
+          part.file.resume();
+          throw badField(part.fieldname, `unexpected file field "${part.fieldname}"; the audio goes in "file"`, 'E_BAD_REQUEST');
+        }
+        audio = await part.toBuffer();
+        filename = part.filename;
+      } else {
+        if (part.valueTruncated) {
+          throw badField(part.fieldname, `the field "${part.fieldname}" is longer than the ${FIELD_LIMIT_TEXT} a text field may hold`, 'E_BAD_REQUEST');
+        }
+        const list = fields.get(part.fieldname) ?? [];
+        list.push(typeof part.value === 'string' ? part.value : String(part.value));
+        fields.set(part.fieldname, list);
       }
-      audio = await part.toBuffer();
-      filename = part.filename;
-    } else {
-      const list = fields.get(part.fieldname) ?? [];
-      list.push(typeof part.value === 'string' ? part.value : String(part.value));
-      fields.set(part.fieldname, list);
     }
+  } catch (err) {
+    // the multipart parser's own errors (no boundary, a body cut short) are the client's: 400, not 500
+    if (err instanceof HttpError || (typeof err === 'object' && err !== null && 'statusCode' in err)) throw err;
+    throw new HttpError(400, 'E_BAD_REQUEST', `the multipart/form-data body is malformed: ${err instanceof Error ? err.message : String(err)}`);
   }
   if (audio === undefined) throw badField('file', 'the request has no "file" field with the audio', 'E_BAD_REQUEST');
   if (audio.length === 0) throw new HttpError(400, 'E_AUDIO_DECODE', 'the uploaded file is empty', 'file');

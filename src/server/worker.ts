@@ -35,12 +35,12 @@ async function runJob(whisper: Whisper, id: number, bytes: Uint8Array, options: 
   running.set(id, controller);
   const { signal } = controller;
   try {
-    const samples = await decodeAudio(bytes, { signal });
+    // a second past the limit is decoded, no more: a small compressed upload may hold hours of audio
+    const limit = config.maxDurationS;
+    const samples = await decodeAudio(bytes, { signal, ...(limit !== null ? { maxSeconds: limit + 1 } : {}) });
     const seconds = samples.length / SAMPLE_RATE;
-    if (config.maxDurationS !== null && seconds > config.maxDurationS) {
-      throw new AudioTooLong(
-        `the audio is ${seconds.toFixed(1)} s long; this server's limit is ${config.maxDurationS} s (--max-duration-s)`,
-      );
+    if (limit !== null && seconds > limit) {
+      throw new AudioTooLong(`the audio is longer than this server's limit of ${limit} s (--max-duration-s)`);
     }
     const { info, segments } = await whisper.transcribe(samples, options, { signal });
     post({ type: 'info', id, info });

@@ -15,8 +15,8 @@ export interface Session {
 }
 
 /** A WebSocket to /v1/realtime; each message gets `at`, the performance.now() of its arrival in seconds. */
-export function connect(url: string): Session {
-  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/realtime');
+export function connect(url: string, headers: Record<string, string> = {}): Session {
+  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/v1/realtime', { headers });
   const messages: Message[] = [];
   ws.on('message', (d: Buffer) => messages.push({ ...(JSON.parse(d.toString()) as Message), at: performance.now() / 1000 }));
   const closed = new Promise<{ code: number; reason: string }>((resolve) =>

@@ -9,6 +9,7 @@ const partial = $('live-partial');
 const statusLine = $('live-status');
 
 let session;
+let needsKey = false;
 
 function setStatus(text, isError = false) {
   statusLine.textContent = text;
@@ -89,7 +90,10 @@ async function start() {
     stopAudio();
     recording(false);
     session = undefined;
-    if (!failed && e.code !== 1000) setStatus(`the connection closed (${e.code}${e.reason ? `: ${e.reason}` : ''})`, true);
+    if (failed || e.code === 1000) return;
+    // a refused upgrade (a missing or wrong API key) reaches the page only as 1006
+    const hint = e.code === 1006 && needsKey ? ': this server needs an API key; enter it in the form above' : '';
+    setStatus(`the connection closed (${e.code}${e.reason ? `: ${e.reason}` : ''})${hint}`, true);
   });
 }
 
@@ -105,5 +109,6 @@ $('live-stop').addEventListener('click', () => session?.stop());
 serverInfo()
   .then((info) => {
     if (!info.multilingual) $('live-task').querySelector('option[value="translate"]').disabled = true;
+    needsKey = info.api_key_required === true;
   })
   .catch(() => undefined);

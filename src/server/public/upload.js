@@ -93,6 +93,8 @@ downloads.addEventListener('click', (event) => {
 serverInfo()
   .then((info) => {
     $('server-info').textContent = `model ${info.model} · ${info.workers.ready} worker(s)`;
+    // the key field is shown before anything is sent when the server needs one (the live half reads it too)
+    if (info.api_key_required) keyLabel.hidden = false;
     if (!info.multilingual) {
       $('task').querySelector('option[value="translate"]').disabled = true;
     }
@@ -100,3 +102,4 @@ serverInfo()
   .catch((err) => setStatus(`server: ${err.message}`, true));
 keyInput.value = apiKey.get();
 if (keyInput.value) keyLabel.hidden = false;
+keyInput.addEventListener('change', () => apiKey.set(keyInput.value.trim()));
