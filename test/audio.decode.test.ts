@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -247,6 +247,18 @@ describe('decoding through ffmpeg', () => {
     const path = make('jfk.flac', ['-c:a', 'flac']);
     expect(maxAbsDiff(await decodeAudio(path), jfk)).toBe(0);
     expect(maxAbsDiff(await decodeAudio(readFileSync(path)), jfk)).toBe(0);
+  });
+
+  it('reads a pipe (a FIFO, as /dev/stdin or bash <(…) give) once, from its start: WAV natively, flac through ffmpeg', async () => {
+    for (const [name, source] of [['jfk-pipe.wav', JFK], ['jfk-pipe.flac', make('jfk-pipe-src.flac', ['-c:a', 'flac'])]] as const) {
+      const fifo = join(dir, `${name}.fifo`);
+      execFileSync('mkfifo', [fifo]);
+      const writer = spawn('sh', ['-c', `cat "${source}" > "${fifo}"`]);
+      const written = new Promise((r) => writer.once('close', r));
+      const samples = await decodeAudio(fifo);
+      await written;
+      expect(maxAbsDiff(samples, jfk), name).toBe(0);
+    }
   });
 
   it('decodes no more than maxSeconds: ffmpeg stops there and a WAV is cut (the same samples as the whole decode)', async () => {

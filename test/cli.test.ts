@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -142,6 +142,48 @@ describe('whisper-ts CLI', () => {
     const t = await cli(['transcribe', JFK, '--model', TINY_EN, '--task', 'translate', '--quiet']);
     expect(t.code).not.toBe(0);
     expect(t.stderr).toMatch(/English-only/);
+  });
+
+  it('a bad command line exits 2 in every subcommand (vad, models and its subcommands too); --help exits 0', async () => {
+    for (const args of [['vad', '--bogus', 'x'], ['vad'], ['models', 'pull'], ['models', 'bogus'], ['models', 'pull', 'tiny', '--dtype', 'q5']]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).not.toBe('');
+    }
+    expect((await cli(['models', 'list', '--help'])).code).toBe(0);
+  });
+
+  it('--quiet still prints the text; outputs that would collide or an --output-dir that is a file are refused first', async () => {
+    const q = await cli(['transcribe', JFK, '--model', TINY_EN, '--threads', '2', '--quiet']);
+    expect(q.code, q.stderr).toBe(0);
+    expect(q.stdout).toMatch(/ask what you can do for your country/i);
+    expect(q.stderr).toBe('');
+
+    const dir = mkdtempSync(join(tmpdir(), 'wts-out-'));
+    mkdirSync(join(dir, 'a'));
+    mkdirSync(join(dir, 'b'));
+    copyFileSync(JFK, join(dir, 'a', 'x.wav'));
+    copyFileSync(JFK, join(dir, 'b', 'x.wav'));
+    const same = await cli(['transcribe', join(dir, 'a', 'x.wav'), join(dir, 'b', 'x.wav'), '--model', TINY_EN, '-o', join(dir, 'out')]);
+    expect(same.code).toBe(2);
+    expect(same.stderr).toMatch(/would both write/);
+    writeFileSync(join(dir, 'afile'), 'x');
+    const file = await cli(['transcribe', JFK, '--model', TINY_EN, '-o', join(dir, 'afile')]);
+    expect(file.code).toBe(2);
+    expect(file.stderr).toMatch(/--output-dir .* is a file/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an output that cannot be written fails its input only; the next input is still transcribed and written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wts-write-'));
+    copyFileSync(JFK, join(dir, 'one.wav'));
+    copyFileSync(JFK, join(dir, 'two.wav'));
+    mkdirSync(join(dir, 'out', 'one.txt'), { recursive: true }); // a folder where one.txt should go
+    const r = await cli(['transcribe', join(dir, 'one.wav'), join(dir, 'two.wav'), '--model', TINY_EN, '--threads', '2', '-o', join(dir, 'out'), '-q']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/one\.wav: cannot write .*one\.txt/);
+    expect(readFileSync(join(dir, 'out', 'two.txt'), 'utf8')).toMatch(/ask what you can do for your country/i);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('--temperature 0 alone is greedy without fallback (the default --best-of is not an option the user gave)', async () => {

@@ -43,7 +43,17 @@ export async function decodeAudio(
 
   if (typeof input === 'string') {
     const head = await readHead(input);
-    if (looksLikeWav(head)) {
+    if ('stream' in head) {
+      // a pipe (/dev/stdin, bash's <(…), a FIFO) cannot be read twice nor at a position: read once, in order
+      const bytes = head.stream;
+      if (bytes.length === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${input}: it is empty`);
+      if (looksLikeWav(bytes)) {
+        const wav = parseWav(bytes, input);
+        if (wav !== undefined) return toModelRate(cut(wav.samples, wav.sampleRate, maxSeconds), wav.sampleRate);
+      }
+      return decodeWithFfmpeg({ bytes }, input, ffmpeg);
+    }
+    if (looksLikeWav(head.head)) {
       const bytes = await readAll(input);
       if (signal?.aborted) {
         throw new WhisperError('E_ABORTED', `decoding ${input} was aborted`, { cause: signal.reason });
@@ -75,8 +85,11 @@ function toModelRate(samples: Float32Array, rate: number): Float32Array {
   return rate === SAMPLE_RATE ? samples : resample(samples, rate, SAMPLE_RATE);
 }
 
-/** The first 12 bytes of a file (enough to recognise a WAV); rejects a missing, empty or unreadable file. */
-async function readHead(path: string): Promise<Uint8Array> {
+/**
+ * The first 12 bytes of a file (enough to recognise a WAV), or all the bytes of a pipe or device (which can be read
+ * only once, from its start, through the handle that opened it); rejects a missing, empty or unreadable file.
+ */
+async function readHead(path: string): Promise<{ head: Uint8Array } | { stream: Uint8Array }> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -86,13 +99,14 @@ async function readHead(path: string): Promise<Uint8Array> {
   try {
     const stat = await handle.stat();
     if (stat.isDirectory()) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: it is a directory`);
+    if (!stat.isFile()) return { stream: await handle.readFile() };
     if (stat.size === 0 && stat.isFile()) {
       throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: the file is empty`);
     }
     const head = new Uint8Array(12);
     const { bytesRead } = await handle.read(head, 0, 12, 0);
     if (bytesRead === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${path}: the file is empty`);
-    return head.subarray(0, bytesRead);
+    return { head: head.subarray(0, bytesRead) };
   } catch (err) {
     throw err instanceof WhisperError ? err : fileError(path, err);
   } finally {

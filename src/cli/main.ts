@@ -43,6 +43,12 @@ export async function main(argv: string[]): Promise<number> {
   program.addCommand(benchCommand(io));
   program.addCommand(serveCommand(io));
   program.addCommand(liveCommand(io));
+  // every (sub)command reports a bad command line through the catch below (exit 2), never by exiting on its own
+  const override = (cmd: Command): void => {
+    cmd.exitOverride().showHelpAfterError();
+    cmd.commands.forEach(override);
+  };
+  override(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

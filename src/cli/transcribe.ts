@@ -1,6 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { basename, extname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import {
   OUTPUT_FORMATS,
@@ -36,7 +36,7 @@ export function transcribeCommand(io: CliIo): Command {
     )
     .option('-o, --output-dir <dir>', 'folder for output files (default: . when --output-format is given)')
     .option('--verbose', 'print each segment with its times as it is decoded (default on a terminal)')
-    .option('-q, --quiet', 'no progress and no segments on the terminal')
+    .option('-q, --quiet', 'no progress, no segments and no summary on the terminal (the text still goes to stdout without --output-dir)')
     .option('--skip-existing', 'leave inputs whose output files all exist alone (resume a batch run)')
     // srt/vtt writer options (openai/whisper cli): they need --word-timestamps
     .option('--highlight-words [bool]', 'srt/vtt: one cue per word, the word underlined (needs --word-timestamps)')
@@ -78,6 +78,33 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
     io.stderr.write('error: --skip-existing needs --output-dir or --output-format (it looks for the output files)\n');
     return EXIT.usage;
   }
+  if (outDir !== undefined) {
+    // checked before the model loads: a folder, or a path where one can be made
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(outDir).isDirectory();
+    } catch {
+      isDir = undefined; // does not exist yet: made below (mkdir reports a parent that is a file)
+    }
+    if (isDir === false) {
+      io.stderr.write(`error: --output-dir ${outDir} is a file, not a folder\n`);
+      return EXIT.usage;
+    }
+    // two inputs with the same name (a/x.wav and b/x.wav, or x.wav and x.mp3) would write the same output files
+    const byOutput = new Map<string, string>();
+    for (const file of files) {
+      const stem = resolve(outDir, basename(file, extname(file)));
+      const other = byOutput.get(stem);
+      if (other !== undefined && resolve(other) !== resolve(file)) {
+        io.stderr.write(
+          `error: ${other} and ${file} would both write ${join(outDir, basename(file, extname(file)))}.* in ${outDir}; ` +
+            'transcribe them in separate runs with different --output-dir\n',
+        );
+        return EXIT.usage;
+      }
+      byOutput.set(stem, file);
+    }
+  }
   const skipped: string[] = [];
   const todo: string[] = [];
   for (const file of files) {
@@ -113,7 +140,15 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
     io.stderr.write(e.message + '\n');
     return e.code === EXIT.partial ? EXIT.model : e.code;
   }
-  if (outDir !== undefined) await mkdir(outDir, { recursive: true });
+  if (outDir !== undefined) {
+    try {
+      await mkdir(outDir, { recursive: true });
+    } catch (err) {
+      await whisper.dispose();
+      io.stderr.write(`error: cannot make --output-dir ${outDir}: ${err instanceof Error ? err.message : String(err)}\n`);
+      return EXIT.usage;
+    }
+  }
   const outputsOf = (file: string): string[] =>
     outDir === undefined ? [] : formats.map((format) => join(outDir, `${basename(file, extname(file))}.${format}`));
   const many = todo.length > 1;
@@ -152,10 +187,18 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
           io.stderr.write(`${file}: ${e.message}\n`);
           return;
         }
-        if (!verbose && !quiet && outDir === undefined) io.stdout.write(result.text.trim() + '\n');
+        if (!verbose && outDir === undefined) io.stdout.write((many ? `${file}: ` : '') + result.text.trim() + '\n');
         const paths = outputsOf(file);
-        for (let i = 0; i < paths.length; i++) {
-          await writeAtomic(paths[i] as string, formatResult(result, formats[i] as OutputFormat, subtitles));
+        try {
+          for (let i = 0; i < paths.length; i++) {
+            await writeAtomic(paths[i] as string, formatResult(result, formats[i] as OutputFormat, subtitles));
+          }
+        } catch (err) {
+          // an output that cannot be written fails its input, not the inputs after it
+          const why = `cannot write ${paths.join(', ')}: ${err instanceof Error ? err.message : String(err)}`;
+          failures.push(file);
+          reasons.push(`${file}: ${why}`);
+          io.stderr.write(`${file}: ${why}\n`);
         }
         if (index === todo.length - 1) single?.stop();
       },
@@ -181,7 +224,8 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
   if (summary && (many || skipped.length > 0) && !quiet) {
     const hours = summary.audioSeconds / 3600;
     io.stderr.write(
-      `done: ${files.length} file(s): ${summary.succeeded} transcribed, ${summary.failed} failed` +
+      // failures: the engine's, and outputs that could not be written
+      `done: ${files.length} file(s): ${todo.length - failures.length} transcribed, ${failures.length} failed` +
         (skipped.length > 0 ? `, ${skipped.length} skipped (outputs exist)` : '') +
         `; ${hours.toFixed(3)} h of audio in ${summary.seconds.toFixed(1)} s ` +
         `(${summary.realTimeFactor.toFixed(1)}× real time)\n`,
