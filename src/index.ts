@@ -3,7 +3,7 @@
  */
 import { resolveModelSource, type PullProgressEvent } from './hub/index.js';
 import { WhisperModel } from './model/whisper-model.js';
-import { resolveLoadOptions, type LoadOptions } from './options.js';
+import { resolveLoadOptions, type LoadOptions, type OptionalInput } from './options.js';
 import { Whisper } from './whisper.js';
 import { exactSignedInt8Kernels, optimizeDecoder, optimizeEncoder } from './runtime/optimize.js';
 
@@ -28,6 +28,8 @@ export {
   resolveTranscribeOptions,
   resolveLoadOptions,
   type TranscribeOptions,
+  type TranscribeOptionsInput,
+  type OptionalInput,
   type LoadOptions,
   type AllOptions,
   type OptionSpec,
@@ -60,7 +62,7 @@ export {
 } from './stream/index.js';
 export { DTYPES, DTYPE_SUFFIX, type Dtype } from './dtypes.js';
 export { LANGUAGE_NAMES, toLanguageCode } from './languages.js';
-export { decodeAudio, SAMPLE_RATE } from './audio/index.js';
+export { decodeAudio, SAMPLE_RATE, type DecodeAudioOptions } from './audio/index.js';
 export {
   pullModel,
   resolveModelId,
@@ -105,20 +107,20 @@ export {
   type VerboseJson,
 } from './format/index.js';
 
-export interface LoadModelOptions extends Partial<Omit<LoadOptions, 'model'>> {
+export interface LoadModelOptions extends OptionalInput<Omit<LoadOptions, 'model'>> {
   /** Where rewritten decoder graphs are cached (default ~/.cache/whisper-ts/graphs). */
-  graphCacheDir?: string;
+  graphCacheDir?: string | undefined;
   /** Rewrite the graphs (the quantized decoder's tied output projection, float activations …; default true). */
-  optimizeDecoder?: boolean;
+  optimizeDecoder?: boolean | undefined;
   /** Reports a download when the model is pulled from the Hub on first use. */
-  onDownload?: (event: PullProgressEvent) => void;
+  onDownload?: ((event: PullProgressEvent) => void) | undefined;
   /** Hub endpoint (default $HF_ENDPOINT or https://huggingface.co) and cache folder (default the HF cache). */
-  endpoint?: string;
-  cacheDir?: string;
+  endpoint?: string | undefined;
+  cacheDir?: string | undefined;
   /** Use only the local cache (default $HF_HUB_OFFLINE). */
-  offline?: boolean;
-  revision?: string;
-  signal?: AbortSignal;
+  offline?: boolean | undefined;
+  revision?: string | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**

@@ -127,12 +127,26 @@ export interface LoadOptions {
   activations: Activations;
 }
 
+/**
+ * Every key optional, and `undefined` taken as "the default" (so a caller's optional values pass through under
+ * `exactOptionalPropertyTypes`).
+ */
+export type OptionalInput<T> = { [K in keyof T]?: T[K] | undefined };
+
+/** The per-call options a caller passes: any subset; `temperature` also as one number (no fallback). */
+export type TranscribeOptionsInput = OptionalInput<Omit<TranscribeOptions, 'temperature'>> & {
+  temperature?: number | number[] | undefined;
+};
+
 export const ACTIVATIONS = ['auto', 'float32', 'mixed', 'int8'] as const;
 export type Activations = (typeof ACTIVATIONS)[number];
 
 export type AllOptions = TranscribeOptions & LoadOptions;
 
-export const DEFAULTS: Readonly<AllOptions> = Object.freeze({
+/** The defaults as the table exports them: read-only to the last array (changing them would change every later call). */
+export type Defaults = { readonly [K in keyof AllOptions]: AllOptions[K] extends (infer U)[] ? readonly U[] : AllOptions[K] };
+
+export const DEFAULTS: Defaults = deepFreeze({
   model: 'base',
   dtype: null,
   encoderDtype: null,
@@ -178,6 +192,11 @@ export const DEFAULTS: Readonly<AllOptions> = Object.freeze({
   appendPunctuations: '"\'.。,，!！?？:：”)]}、',
   hallucinationSilenceThreshold: null,
 } satisfies AllOptions);
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) Object.freeze(v);
+  return Object.freeze(o);
+}
 
 type Kind =
   | 'string'

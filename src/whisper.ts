@@ -2,7 +2,7 @@ import { decodeAudio } from './audio/index.js';
 import { WhisperError, throwIfAborted } from './errors.js';
 import type { WhisperModel } from './model/whisper-model.js';
 import { WindowBatcher, type WindowBatcherStats } from './decoding/window-batcher.js';
-import { resolveTranscribeOptions, type Activations, type TranscribeOptions } from './options.js';
+import { resolveTranscribeOptions, type Activations, type TranscribeOptionsInput } from './options.js';
 import { transcribeSequential, type Transcription, type TranscribeProgress } from './transcribe/sequential.js';
 import { transcribeBatched } from './transcribe/batched.js';
 import {
@@ -24,8 +24,8 @@ import type { Dtype } from './dtypes.js';
 export type AudioInput = string | Uint8Array | ArrayBuffer | Float32Array;
 
 export interface CallOptions {
-  signal?: AbortSignal;
-  onProgress?: (progress: TranscribeProgress) => void;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((progress: TranscribeProgress) => void) | undefined;
 }
 
 export type {
@@ -75,6 +75,7 @@ export class Whisper {
 
   /** Picks the pipeline: batched (batchSize > 1), sequential behind the VAD stage (vadFilter), or sequential. */
   async #run(audio: Float32Array, o: ResolvedTranscribeOptions, call: CallOptions): Promise<Transcription> {
+    this.model.assertUsable(); // before loading a VAD that nothing would release
     const ctx = { signal: call.signal, onProgress: call.onProgress, windowDecoder: this.#batcher?.decode };
     if (o.batchSize > 1) return transcribeBatched(this.model, o.vadFilter ? await this.#loadVad() : null, audio, o, ctx);
     if (o.vadFilter) return transcribeWithVad(this.model, await this.#loadVad(), audio, o, ctx, transcribeSequential);
@@ -105,7 +106,7 @@ export class Whisper {
    */
   async transcribe(
     input: AudioInput,
-    options: Partial<TranscribeOptions> = {},
+    options: TranscribeOptionsInput = {},
     call: CallOptions = {},
   ): Promise<Transcription> {
     const o = resolveTranscribeOptions(options);
@@ -120,10 +121,14 @@ export class Whisper {
    * outcome and never stops the others; `onFile` gets each outcome in input order. Resolves with a summary.
    */
   async transcribeMany<I extends AudioInput>(
-    inputs: Iterable<I> | AsyncIterable<I>,
-    options: Partial<TranscribeOptions> = {},
+    // a string is an iterable of its characters: `& { charAt?: never }` keeps one path from type-checking as a list
+    inputs: (Iterable<I> | AsyncIterable<I>) & { charAt?: never },
+    options: TranscribeOptionsInput = {},
     call: ManyCallOptions<I> = {},
   ): Promise<ManySummary> {
+    if (typeof inputs === 'string' || inputs instanceof Uint8Array || inputs instanceof Float32Array) {
+      throw new WhisperError('E_OPTIONS', 'transcribeMany takes a list of inputs (paths, bytes or samples); for one input, call transcribe');
+    }
     const o = resolveTranscribeOptions(options);
     throwIfAborted(call.signal);
     return transcribeMany(
@@ -143,7 +148,7 @@ export class Whisper {
   /** Transcribes and collects every segment. */
   async transcribeAll(
     input: AudioInput,
-    options: Partial<TranscribeOptions> = {},
+    options: TranscribeOptionsInput = {},
     call: CallOptions = {},
   ): Promise<TranscriptionResult> {
     const { info, segments } = await this.transcribe(input, options, call);

@@ -567,5 +567,8 @@ describe('concurrency, proxy and cache management', () => {
     expect(existsSync(removed.path)).toBe(false);
     expect((await listCachedModels({ cacheDir })).map((m) => m.repo)).toEqual([BASE]);
     expect((await rejection(removeCachedModel(TINY, { cacheDir }))).code).toBe('E_HUB_NOT_FOUND');
+    // by the short name pullModel took
+    expect((await removeCachedModel('base', { cacheDir })).repo).toBe(BASE);
+    expect(await listCachedModels({ cacheDir })).toEqual([]);
   });
 });

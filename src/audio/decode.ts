@@ -7,15 +7,15 @@ import { looksLikeWav, parseWav } from './wav.js';
 
 export interface DecodeAudioOptions {
   /** Aborts the decode; a running ffmpeg is killed and the promise rejects with `E_ABORTED`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** The ffmpeg executable (default: `ffmpeg` on PATH). Only needed for inputs that are not WAV. */
-  ffmpegPath?: string;
+  ffmpegPath?: string | undefined;
   /**
    * Decode at most this many seconds from the start (ffmpeg stops there: `-t`; a WAV is cut). A service that limits
    * the duration decodes a little more than its limit, so that a small compressed upload holding hours of audio is
    * never expanded in memory.
    */
-  maxSeconds?: number;
+  maxSeconds?: number | undefined;
 }
 
 /**

@@ -15,6 +15,7 @@ import { dirname, join, relative, sep } from 'node:path';
 import { WhisperError } from '../errors.js';
 import { resolveHubConfig } from './config.js';
 import { DTYPES, dtypesPresent, type Dtype } from './dtypes.js';
+import { resolveModelId } from './names.js';
 import type { CachedModel, CachedRevision, HubOptions, RemovedModel } from './types.js';
 import { assertRepoId, COMMIT_RE } from './validate.js';
 
@@ -273,8 +274,9 @@ async function activePull(cacheDir: string, repo: string): Promise<boolean> {
  * Deletes a repo from the cache: its `models--…` folder (blobs, snapshots, refs, partial downloads) and its lock
  * folder. Symlinks are removed, never followed. Throws `E_HUB_NOT_FOUND` when the repo is not cached.
  */
-export async function removeCachedModel(repo: string, options: Pick<HubOptions, 'cacheDir'> = {}): Promise<RemovedModel> {
-  assertRepoId(repo);
+export async function removeCachedModel(name: string, options: Pick<HubOptions, 'cacheDir'> = {}): Promise<RemovedModel> {
+  // a size name (tiny.en, large-v3 …) as pullModel and modelInfo take it, or a repo id
+  const repo = resolveModelId(name);
   const { cacheDir } = resolveHubConfig({ ...options, offline: true });
   const repoDir = repoCacheDir(cacheDir, repo);
   try {

@@ -44,26 +44,26 @@ export type PullProgressEvent =
 
 export interface HubOptions {
   /** Hub or mirror base URL. Default `HF_ENDPOINT`, else https://huggingface.co. */
-  endpoint?: string;
+  endpoint?: string | undefined;
   /** The huggingface_hub cache. Default `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`. */
-  cacheDir?: string;
+  cacheDir?: string | undefined;
   /** Bearer token; `false` sends none. Default `HF_TOKEN`, else the token file huggingface_hub's login writes. */
-  token?: string | false;
+  token?: string | false | undefined;
   /** Use the cache only, never the network. Default `HF_HUB_OFFLINE`. */
-  offline?: boolean;
+  offline?: boolean | undefined;
   /** Branch, tag or commit. Default `main`. */
-  revision?: string;
+  revision?: string | undefined;
   /** Weight variant to fetch. Default q8. */
-  dtype?: Dtype;
-  signal?: AbortSignal;
-  onProgress?: (event: PullProgressEvent) => void;
-  timeouts?: HubTimeouts;
-  retry?: HubRetry;
+  dtype?: Dtype | undefined;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((event: PullProgressEvent) => void) | undefined;
+  timeouts?: HubTimeouts | undefined;
+  retry?: HubRetry | undefined;
   /**
    * Proxy URL for every request; `false` for none. Default: `HTTPS_PROXY` / `HTTP_PROXY` with `NO_PROXY` (upper or
    * lower case).
    */
-  proxy?: string | false;
+  proxy?: string | false | undefined;
 }
 
 export type PullOptions = HubOptions;

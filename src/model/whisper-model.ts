@@ -204,6 +204,17 @@ export class WhisperModel {
     if (this.disposed) throw new WhisperError('E_DISPOSED', 'the model was disposed');
   }
 
+  /** Throws E_DISPOSED once `dispose` has been called. */
+  assertUsable(): void {
+    this.check();
+  }
+
+  /** A run that failed because the model was disposed while it ran is E_DISPOSED, not an inference failure. */
+  private runFailure(what: string, cause: unknown): WhisperError {
+    if (this.disposed) return new WhisperError('E_DISPOSED', `the model was disposed while the ${what} ran`, { cause });
+    return new WhisperError('E_INFERENCE', `the ${what} failed: ${String(cause)}`, { cause });
+  }
+
   /** Runs the encoder on `batch` mel windows ([batch, nMels, 3000] row-major). */
   async encode(mel: Float32Array, batch: number, signal?: AbortSignal): Promise<ort.Tensor> {
     this.check();
@@ -216,7 +227,7 @@ export class WhisperModel {
       if (!hidden) throw new Error('the encoder returned no output');
       return hidden;
     } catch (cause) {
-      throw new WhisperError('E_INFERENCE', `the encoder failed: ${String(cause)}`, { cause });
+      throw this.runFailure('encoder', cause);
     }
   }
 
@@ -310,7 +321,7 @@ export class WhisperModel {
         this.crossBroadcast = false;
         return this.decode(tokens, cache, opts);
       }
-      throw new WhisperError('E_INFERENCE', `the decoder failed: ${String(cause)}`, { cause });
+      throw this.runFailure('decoder', cause);
     }
     const first = !cache.started;
     for (let i = 0; i < layers; i++) {

@@ -11,7 +11,8 @@ import {
   resolveTranscribeOptions,
   type OptionSpec,
   type ResolvedTranscribeOptions,
-  type TranscribeOptions,
+  type OptionalInput,
+  type TranscribeOptionsInput,
 } from '../options.js';
 import { VAD_DEFAULTS, resolveVadOptions, type ResolvedVadOptions, type VadOptions } from '../vad/options.js';
 
@@ -35,7 +36,7 @@ export interface StreamSettings {
   bufferTrimSeconds: number;
 }
 
-export type StreamOptions = Partial<TranscribeOptions> & Partial<StreamSettings>;
+export type StreamOptions = TranscribeOptionsInput & OptionalInput<StreamSettings>;
 
 export const STREAM_DEFAULTS: Readonly<StreamSettings> = Object.freeze({
   minChunkSeconds: 0.5,

@@ -85,6 +85,7 @@ export async function createStream(
 ): Promise<LiveTranscriber> {
   const resolved = resolveStreamOptions(options);
   const model = 'model' in whisper ? whisper.model : whisper;
+  model.assertUsable();
   const o = resolved.transcribe;
   if (o.task === 'translate' && !model.isMultilingual) {
     throw new WhisperError('E_OPTIONS', 'this model is English-only and cannot translate');

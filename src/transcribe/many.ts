@@ -144,7 +144,11 @@ export async function transcribeMany<I>(
     } else summary.succeeded++;
     await call.onFile?.(outcome);
   };
-  const queue = prefetched(inputs, engine.decode, Math.max(0, call.prefetch ?? 1), call.signal);
+  const prefetch = call.prefetch ?? 1;
+  if (!Number.isInteger(prefetch) || prefetch < 0) {
+    throw new WhisperError('E_OPTIONS', `prefetch must be a whole number of inputs ≥ 0, not ${String(prefetch)}`);
+  }
+  const queue = prefetched(inputs, engine.decode, prefetch, call.signal);
   if (o.batchSize > 1) await runBatched(engine, queue, o, call, files, report);
   else await runSequential(engine, queue, o, call, files, report);
   summary.seconds = (performance.now() - t0) / 1000;

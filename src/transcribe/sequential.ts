@@ -273,6 +273,8 @@ export async function transcribeSequential(
           const lastWord = p.words[p.words.length - 1];
           if (lastWord !== undefined) previousWordEnd = lastWord.end;
         }
+        // after an abort, the window's remaining segments are not handed out: the next read rejects
+        throwIfAborted(ctx.signal);
         // the output script of Chinese, on the text and the words alike (the prompt keeps the model's own tokens)
         yield toScript && (language === 'zh' || language === 'yue') && o.task === 'transcribe'
           ? convertSegmentScript(segment, toScript)
