@@ -55,12 +55,16 @@ export {
   STREAM_OPTION_SPECS,
   VAD_STREAM_DEFAULTS,
   resolveStreamOptions,
+  type ResolvedStreamOptions,
   type StreamContext,
   type StreamOptions,
   type StreamSettings,
   type StreamStats,
 } from './stream/index.js';
 export { DTYPES, DTYPE_SUFFIX, type Dtype } from './dtypes.js';
+// the types public signatures name (Whisper.model, Whisper.config, createStream's first argument)
+export type { WhisperModel } from './model/whisper-model.js';
+export type { WhisperConfig } from './model/config.js';
 export { LANGUAGE_NAMES, toLanguageCode } from './languages.js';
 export { decodeAudio, SAMPLE_RATE, type DecodeAudioOptions } from './audio/index.js';
 export {

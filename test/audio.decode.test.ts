@@ -403,9 +403,13 @@ describe('errors', () => {
     process.env.PATH = emptyBin;
     try {
       await expectError(decodeAudio(flac), 'E_FFMPEG_MISSING', flac, 'ffmpeg');
-      await expectError(decodeAudio(readFileSync(flac)), 'E_FFMPEG_MISSING', 'buffer');
+      await expectError(decodeAudio(readFileSync(flac)), 'E_FFMPEG_MISSING', 'buffer', 'WHISPER_TS_FFMPEG');
+      // the environment variable names the executable where PATH has none
+      process.env.WHISPER_TS_FFMPEG = execFileSync('sh', ['-c', 'command -v ffmpeg'], { env: { PATH: savedPath } }).toString().trim();
+      expect(maxAbsDiff(await decodeAudio(flac), jfk)).toBe(0);
     } finally {
       process.env.PATH = savedPath;
+      delete process.env.WHISPER_TS_FFMPEG;
     }
   });
 });

@@ -8,7 +8,7 @@ import { looksLikeWav, parseWav } from './wav.js';
 export interface DecodeAudioOptions {
   /** Aborts the decode; a running ffmpeg is killed and the promise rejects with `E_ABORTED`. */
   signal?: AbortSignal | undefined;
-  /** The ffmpeg executable (default: `ffmpeg` on PATH). Only needed for inputs that are not WAV. */
+  /** The ffmpeg executable (default: `$WHISPER_TS_FFMPEG`, else `ffmpeg` on PATH). Only needed for inputs that are not WAV. */
   ffmpegPath?: string | undefined;
   /**
    * Decode at most this many seconds from the start (ffmpeg stops there: `-t`; a WAV is cut). A service that limits
@@ -39,7 +39,8 @@ export async function decodeAudio(
   if (maxSeconds !== undefined && !(maxSeconds > 0)) {
     throw new WhisperError('E_OPTIONS', `maxSeconds must be a positive number of seconds, not ${maxSeconds}`);
   }
-  const ffmpeg = { signal, ffmpegPath: options.ffmpegPath, maxSeconds };
+  const ffmpegPath = options.ffmpegPath ?? (process.env.WHISPER_TS_FFMPEG || undefined);
+  const ffmpeg = { signal, ffmpegPath, maxSeconds };
 
   if (typeof input === 'string') {
     const head = await readHead(input);

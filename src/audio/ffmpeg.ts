@@ -104,7 +104,7 @@ function runFfmpeg(
             new WhisperError(
               'E_FFMPEG_MISSING',
               `decoding ${label} needs ffmpeg, which was not found ('${ffmpegPath}' is not an executable on PATH); ` +
-                'install ffmpeg or pass ffmpegPath',
+                'install ffmpeg, or point WHISPER_TS_FFMPEG (or the ffmpegPath option) at it',
               { cause: err },
             ),
           );

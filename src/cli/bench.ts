@@ -140,6 +140,16 @@ async function benchOne(model: string, clips: string[], o: BenchOptions): Promis
   }
 }
 
+/** A model whose child run failed: its own message and exit code (3 for a model that cannot load …). */
+class ChildFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Runs `bench --one <model>` in a child process of this CLI and parses its JSON row. */
 function benchChild(model: string, args: string[], signal: AbortSignal): Promise<BenchRow> {
   return new Promise((resolvePromise, reject) => {
@@ -155,13 +165,14 @@ function benchChild(model: string, args: string[], signal: AbortSignal): Promise
     child.on('error', reject);
     child.on('close', (code) => {
       if (code !== 0) {
-        reject(new WhisperError('E_INFERENCE', `${model}: ${err.trim().split('\n').pop() ?? `exit code ${code}`}`));
+        // the child's own last line already names the error and its code
+        reject(new ChildFailure(`${model}: ${err.trim().split('\n').pop() || `exit code ${String(code)}`}`, code ?? EXIT.partial));
         return;
       }
       try {
         resolvePromise((JSON.parse(out) as BenchRow[])[0] as BenchRow);
       } catch (cause) {
-        reject(new WhisperError('E_INFERENCE', `${model}: unreadable result`, { cause }));
+        reject(new ChildFailure(`${model}: unreadable result (${String(cause)})`, EXIT.partial));
       }
     });
   });
@@ -232,18 +243,23 @@ async function runBench(models: string[], o: BenchOptions, io: CliIo): Promise<n
     if (o.activations) args.push('--activations', o.activations);
     if (o.language) args.push('--language', o.language);
     const rows: BenchRow[] = [];
-    let failed = 0;
+    const failures: number[] = [];
     for (const name of names) {
       if (!o.json) io.stderr.write(`bench: ${name} on ${clips.length} clip(s)…\n`);
       try {
         rows.push(await benchChild(name, args, io.signal));
       } catch (err) {
-        failed++;
-        io.stderr.write(describeError(err).message + '\n');
+        if (!(err instanceof ChildFailure)) throw err;
+        failures.push(err.exitCode);
+        io.stderr.write(err.message + '\n');
       }
     }
-    io.stdout.write(o.json ? JSON.stringify(rows, null, 2) + '\n' : table(rows));
-    return failed > 0 ? EXIT.partial : EXIT.ok;
+    if (o.json) io.stdout.write(JSON.stringify(rows, null, 2) + '\n');
+    else if (rows.length > 0) io.stdout.write(table(rows));
+    if (failures.length === 0) return EXIT.ok;
+    // every model failed alike (a missing model: 3): that code; otherwise some rows stand: partial
+    const first = failures[0] as number;
+    return rows.length === 0 && failures.every((c) => c === first) ? first : EXIT.partial;
   } catch (err) {
     const e = describeError(err);
     io.stderr.write(e.message + '\n');

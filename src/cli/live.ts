@@ -5,6 +5,8 @@
  * every final is a line `[start --> end] text`; `--json` writes every event as a JSON line (with `wall`, seconds
  * since the audio started).
  */
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Command, Option } from 'commander';
 import {
@@ -166,9 +168,22 @@ async function playFile(
 function startCapture(tool: string | undefined, device: string): ChildProcess {
   const ffmpeg = ['-hide_banner', '-loglevel', 'error', '-nostdin', '-f', 'alsa', '-i', device, '-ac', '1', '-ar', '16000', '-f', 'f32le', '-'];
   const arecord = ['-q', '-D', device, '-f', 'FLOAT_LE', '-c', '1', '-r', '16000', '-t', 'raw'];
-  const chosen = tool ?? 'ffmpeg';
+  const chosen = tool ?? (onPath('ffmpeg') || !onPath('arecord') ? 'ffmpeg' : 'arecord');
   const child = spawn(chosen, chosen === 'ffmpeg' ? ffmpeg : arecord, { stdio: ['ignore', 'pipe', 'pipe'] });
   return child;
+}
+
+/** Whether an executable of this name is on PATH. */
+function onPath(name: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    if (dir === '') return false;
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Feeds the capture's raw float32 samples to the stream until it stops or the signal fires. */

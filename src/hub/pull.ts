@@ -224,7 +224,12 @@ export async function pullModel(id: string, options: PullOptions = {}): Promise<
       const delayMs = client.backoffMs(1);
       emit({ type: 'retry', path: undefined, attempt: 1, retries: config.retry.retries, delayMs, reason: error.message });
       await client.wait(delayMs);
-      info = await fetchRepoInfo(client, repo, revision, { retries: config.retry.retries - 1, onRetry: onRetry(undefined) });
+      // counted on from the attempt above (2/5, 3/5 …), not from 1 again
+      const all = config.retry.retries;
+      info = await fetchRepoInfo(client, repo, revision, {
+        retries: all - 1,
+        onRetry: (i) => onRetry(undefined)({ ...i, attempt: i.attempt + 1, retries: all }),
+      });
     }
     return await download(client, config, repo, revision, dtype, info, emit);
   } finally {
