@@ -78,6 +78,9 @@ describe('serve under load (whisper-tiny.en, one worker running 2 jobs at once i
   it('cancels the job of a client that disconnects, running or waiting, and frees its place', async () => {
     const cancelled0 = await metric(server.url, 'whisper_jobs_total', '{outcome="cancelled"}');
     const completed0 = await metric(server.url, 'whisper_jobs_total', '{outcome="completed"}');
+    const closedByClient = (): Promise<number> =>
+      metric(server.url, 'whisper_http_requests_total', '{route="/v1/audio/transcriptions",status="499"}').catch(() => 0);
+    const closed0 = await closedByClient();
     const clients = [new AbortController(), new AbortController(), new AbortController()];
     const requests = clients.map((c, i) => post(i < 2 ? long : jfk, c.signal).catch((err: unknown) => err));
 
@@ -94,6 +97,8 @@ describe('serve under load (whisper-tiny.en, one worker running 2 jobs at once i
     for (const r of await Promise.all(requests)) expect((r as Error).name, JSON.stringify(r)).toBe('AbortError');
     expect(await metric(server.url, 'whisper_jobs_total', '{outcome="cancelled"}')).toBe(cancelled0 + 3);
     expect(await metric(server.url, 'whisper_jobs_total', '{outcome="completed"}')).toBe(completed0);
+    // the HTTP side counts each of them once, as 499
+    await waitFor('three requests counted as closed by the client', async () => (await closedByClient()) === closed0 + 3);
 
     // the places are free: the next two requests run at once and succeed
     for (const a of await burst(2)) expect(a.body.text).toMatch(JFK_TEXT);

@@ -57,7 +57,20 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
     const e = new HttpError(404, 'E_NOT_FOUND', `no route ${request.method} ${request.url}`);
     return reply.status(404).send(errorBody(e));
   });
+  // a request whose client went away is counted once, as 499 (nginx's "client closed request"), with or without a reply
+  const counted = new WeakSet<object>();
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.headers.upgrade !== undefined) return done(); // a WebSocket: its socket is the stream's, not a reply
+    reply.raw.on('close', () => {
+      if (reply.raw.writableFinished || counted.has(request)) return;
+      counted.add(request);
+      metrics.request(request.routeOptions.url ?? 'unmatched', 499);
+    });
+    done();
+  });
   app.addHook('onResponse', (request, reply, done) => {
+    if (counted.has(request)) return done();
+    counted.add(request);
     metrics.request(request.routeOptions.url ?? 'unmatched', reply.statusCode);
     done();
   });
