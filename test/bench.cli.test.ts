@@ -61,10 +61,16 @@ describe('whisper-ts bench', () => {
     const noModels = await cli(['bench', '--clips', JFK], { HF_HUB_CACHE: empty, HF_HOME: empty });
     expect(noModels.code).toBe(2);
     expect(noModels.stderr).toMatch(/no Whisper model in the HF cache/);
+    // a model that cannot load: its own error once, and the model exit code (3) when it is the only one
     const bad = await cli(['bench', join(empty, 'missing-model'), '--clips', JFK, '--json']);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(3);
     expect(JSON.parse(bad.stdout)).toEqual([]);
     expect(bad.stderr).toMatch(/missing-model/);
+    expect(bad.stderr.match(/E_MODEL_FILE_MISSING/g)).toHaveLength(1);
+    // beside one that runs: the row stands, and the exit code says some failed (1)
+    const mixed = await cli(['bench', TINY_EN, join(empty, 'missing-model'), '--clips', JFK, '--threads', '2', '--json']);
+    expect(mixed.code).toBe(1);
+    expect((JSON.parse(mixed.stdout) as unknown[]).length).toBe(1);
     rmSync(empty, { recursive: true, force: true });
   });
 });
