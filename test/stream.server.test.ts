@@ -152,10 +152,10 @@ describe('serve: the live endpoint behind an API key', () => {
     await waitFor('the stream to end', async () => (await metric(server.url, 'whisper_live_streams')) === 0);
   }, 60_000);
 
-  it('refuses a text frame that is JSON but not an object (null) and keeps serving', async () => {
+  it('refuses a text frame that is JSON but not an object (null) and keeps serving; an empty language is not given', async () => {
     const s = connect(server.url, { authorization: 'Bearer sesame' });
     await s.opened;
-    s.ws.send(JSON.stringify({ type: 'start', options: { language: 'en' } }));
+    s.ws.send(JSON.stringify({ type: 'start', options: { language: '' } }));
     await waitFor('ready', async () => s.messages.some((m) => m.type === 'ready'));
     s.ws.send('null');
     expect(await s.closed).toMatchObject({ code: 1008 });

@@ -68,6 +68,9 @@ export function parseWav(bytes: Uint8Array, label: string): WavAudio | undefined
     if (id === 'data') {
       if (size === 0xffffffff && ds64DataSize !== undefined) size = ds64DataSize;
       const present = len - body;
+      // a data size of 0 with bytes after it is what a recorder killed before it could write the size leaves;
+      // ffmpeg (openai/whisper's decoder) reads such a file to its end, and so does this
+      if (size === 0 && present > 0) size = present;
       if (size > present) {
         // 0xFFFFFFFF is what writers that stream to a pipe leave when they cannot seek back: "until end of file".
         if (size === 0xffffffff) size = present;

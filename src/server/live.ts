@@ -211,7 +211,9 @@ function parseStart(text: string, served: ServedModel): Required<Pick<StartMessa
   if (start.model !== undefined && !served.aliases.has(start.model)) {
     throw new ClientError('E_MODEL_NOT_SERVED', `this server does not serve "${start.model}"`);
   }
-  const options = start.options ?? {};
+  const options = { ...(start.options ?? {}) };
+  // an empty language is "not given", as the HTTP endpoints take it (a form's empty field)
+  if (typeof options.language === 'string' && options.language.trim() === '') delete options.language;
   try {
     const resolved = resolveStreamOptions(options);
     // checked here against what the server serves (the worker's own error would name the model's folder)
