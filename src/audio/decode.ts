@@ -1,7 +1,7 @@
 import { open, readFile } from 'node:fs/promises';
 import { WhisperError } from '../errors.js';
 import { SAMPLE_RATE } from './constants.js';
-import { decodeWithFfmpeg } from './ffmpeg.js';
+import { decodeWithFfmpeg, type FfmpegOptions } from './ffmpeg.js';
 import { resample } from './resample.js';
 import { looksLikeWav, parseWav } from './wav.js';
 
@@ -44,35 +44,36 @@ export async function decodeAudio(
 
   if (typeof input === 'string') {
     const head = await readHead(input);
-    if ('stream' in head) {
-      // a pipe (/dev/stdin, bash's <(…), a FIFO) cannot be read twice nor at a position: read once, in order
-      const bytes = head.stream;
-      if (bytes.length === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${input}: it is empty`);
-      if (looksLikeWav(bytes)) {
-        const wav = parseWav(bytes, input);
-        if (wav !== undefined) return toModelRate(cut(wav.samples, wav.sampleRate, maxSeconds), wav.sampleRate);
-      }
-      return decodeWithFfmpeg({ bytes }, input, ffmpeg);
-    }
+    // a pipe (/dev/stdin, bash's <(…), a FIFO) cannot be read twice nor at a position: its bytes, read once, in order
+    if ('stream' in head) return decodeBytes(head.stream, input, ffmpeg);
     if (looksLikeWav(head.head)) {
       const bytes = await readAll(input);
       if (signal?.aborted) {
         throw new WhisperError('E_ABORTED', `decoding ${input} was aborted`, { cause: signal.reason });
       }
       const wav = parseWav(bytes, input);
-      if (wav !== undefined) return toModelRate(cut(wav.samples, wav.sampleRate, maxSeconds), wav.sampleRate);
+      if (wav !== undefined) return fromWav(wav, maxSeconds);
     }
     return decodeWithFfmpeg({ path: input }, input, ffmpeg);
   }
 
   const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
-  const label = `the input buffer (${bytes.length} bytes)`;
+  return decodeBytes(bytes, `the input buffer (${bytes.length} bytes)`, ffmpeg);
+}
+
+/** Encoded bytes in memory: a WAV natively, anything else through ffmpeg. */
+async function decodeBytes(bytes: Uint8Array, label: string, ffmpeg: FfmpegOptions): Promise<Float32Array> {
   if (bytes.length === 0) throw new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: it is empty`);
   if (looksLikeWav(bytes)) {
     const wav = parseWav(bytes, label);
-    if (wav !== undefined) return toModelRate(cut(wav.samples, wav.sampleRate, maxSeconds), wav.sampleRate);
+    if (wav !== undefined) return fromWav(wav, ffmpeg.maxSeconds);
   }
   return decodeWithFfmpeg({ bytes }, label, ffmpeg);
+}
+
+/** A parsed WAV's samples, cut to `maxSeconds`, at the model's rate. */
+function fromWav(wav: { samples: Float32Array; sampleRate: number }, maxSeconds: number | undefined): Float32Array {
+  return toModelRate(cut(wav.samples, wav.sampleRate, maxSeconds), wav.sampleRate);
 }
 
 /** The first `maxSeconds` of samples at `rate` (all of them without a limit). */

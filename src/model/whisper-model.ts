@@ -200,13 +200,9 @@ export class WhisperModel {
     return this.tokenizer.isMultilingual;
   }
 
-  private check(): void {
-    if (this.disposed) throw new WhisperError('E_DISPOSED', 'the model was disposed');
-  }
-
   /** Throws E_DISPOSED once `dispose` has been called. */
   assertUsable(): void {
-    this.check();
+    if (this.disposed) throw new WhisperError('E_DISPOSED', 'the model was disposed');
   }
 
   /** A run that failed because the model was disposed while it ran is E_DISPOSED, not an inference failure. */
@@ -217,7 +213,7 @@ export class WhisperModel {
 
   /** Runs the encoder on `batch` mel windows ([batch, nMels, 3000] row-major). */
   async encode(mel: Float32Array, batch: number, signal?: AbortSignal): Promise<ort.Tensor> {
-    this.check();
+    this.assertUsable();
     throwIfAborted(signal);
     const frames = mel.length / (batch * this.config.nMels);
     const input = new ort.Tensor('float32', mel, [batch, this.config.nMels, frames]);
@@ -263,7 +259,7 @@ export class WhisperModel {
       logitsFrom?: number;
     } = {},
   ): Promise<DecoderOutput> {
-    this.check();
+    this.assertUsable();
     const batch = cache.batch;
     const n = tokens.length / batch;
     const { decoderLayers: layers, decoderHeads: heads, dModel } = this.config;
