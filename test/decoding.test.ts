@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { decodeAudio, logMelSpectrogram, melWindow, N_SAMPLES } from '../src/audio/index.js';
 import { BeamSearchChooser, GreedyChooser, type DecodeState } from '../src/decoding/choosers.js';
 import { decodeWindow, type DecodeWindowOptions } from '../src/decoding/decode.js';
@@ -194,6 +194,53 @@ describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {
       out = await rewritten.decode([token], cache);
     }
     await rewritten.dispose();
+  });
+
+  it('a draft of the tokens to come changes nothing that greedy decoding picks, and saves a decoder run per token it got right', async () => {
+    // the rewritten graphs (padding inputs, spare cache room: a rewind masks) and the files as they are (a rewind cuts)
+    const whisper = await loadModel(TINY_EN, { threads: THREADS });
+    try {
+      for (const m of [whisper.model, model]) {
+        const h = await firstWindow(m, JFK);
+        const o = { ...WINDOW, withoutTimestamps: false, language: 'en' };
+        const runs = async (draft: number[] | undefined, prefix: number[] = []): Promise<{ tokens: number[]; sum: number; calls: number }> => {
+          const spy = vi.spyOn(m, 'decode');
+          try {
+            const r = await decodeWindow(m, h, { ...o, prefix, draft });
+            return { tokens: r.tokens, sum: r.sumLogprob, calls: spy.mock.calls.length };
+          } finally {
+            spy.mockRestore();
+          }
+        };
+        const plain = await runs(undefined);
+        const n = plain.tokens.length;
+        expect(n).toBeGreaterThan(20);
+        expect(plain.calls).toBe(n + 1); // one run per token and one for end-of-text
+        const wrong = [...plain.tokens.slice(0, 12), model.tokenizer.encode(' banana')[0]!, ...plain.tokens.slice(13)];
+        const cases: [string, number[], number][] = [
+          ['all right', plain.tokens, 1], // the prompt run checks every token and picks end-of-text after them
+          ['right for 12 tokens, then wrong', wrong, n + 1 - 12],
+          ['wrong from the start', plain.tokens.slice(1), n + 1],
+          ['empty', [], n + 1],
+        ];
+        for (const [name, draft, calls] of cases) {
+          const got = await runs(draft);
+          expect(got.tokens, name).toEqual(plain.tokens);
+          // the float decoder computes each position alike; the files' int8 arithmetic quantizes all positions of a
+          // run with one scale, so checking a draft with the prompt moves its log-probabilities a little
+          expect(Math.abs(got.sum - plain.sum), name).toBeLessThan(m === model ? 0.5 : 1e-3);
+          expect(got.calls, name).toBe(calls);
+        }
+        // after a forced prefix (the live transcriber's committed words): the draft continues it
+        const prefix = plain.tokens.slice(1, 9).filter((t) => t < model.tokenizer.special.timestampBegin);
+        const forcedPlain = await runs(undefined, prefix);
+        const forcedDraft = await runs(forcedPlain.tokens.slice(prefix.length + 1), prefix);
+        expect(forcedDraft.tokens).toEqual(forcedPlain.tokens);
+        expect(forcedDraft.calls).toBe(1);
+      }
+    } finally {
+      await whisper.dispose();
+    }
   });
 
   it('rejects reorders of the wrong size and expanding a cache twice', () => {

@@ -50,7 +50,7 @@ function checkFinals(finals: readonly StreamFinalEvent[], path: string): string 
 
 interface LibraryRun {
   events: ClockedEvent[];
-  stats: { peak: number; prompt: number; left: number; dropped: number };
+  stats: { peak: number; prompt: number; left: number; dropped: number; steps: number; stepSeconds: number };
   /** Resident memory of this process (MiB) at each 30 s of audio. */
   rss: number[];
 }
@@ -81,7 +81,7 @@ async function playLibrary(whisper: Whisper, audio: Float32Array): Promise<Libra
   }
   await stream.end();
   const s = stream.stats;
-  return { events, stats: { peak: s.peakBufferSeconds, prompt: s.promptTokens, left: s.bufferSeconds, dropped: s.droppedSeconds }, rss };
+  return { events, stats: { peak: s.peakBufferSeconds, prompt: s.promptTokens, left: s.bufferSeconds, dropped: s.droppedSeconds, steps: s.steps, stepSeconds: s.stepSeconds }, rss };
 }
 
 /** The CLI path: `whisper-ts live --input wav --realtime --json`; an event's time is its `wall` field. */
@@ -149,7 +149,7 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
     // WTS_STREAM_PATHS=cli (or library, websocket, comma-separated) plays only those: one stream alone on the box
     // gives the latency of one stream (three at once share two cores)
     const only = (process.env.WTS_STREAM_PATHS ?? 'library,cli,websocket').split(',');
-    const none: LibraryRun = { events: [], stats: { peak: 0, prompt: 0, left: 0, dropped: 0 }, rss: [] };
+    const none: LibraryRun = { events: [], stats: { peak: 0, prompt: 0, left: 0, dropped: 0, steps: 0, stepSeconds: 0 }, rss: [] };
     const [lib, cli, ws]: [LibraryRun, ClockedEvent[], ClockedEvent[]] = await Promise.all([
       only.includes('library') ? playLibrary(whisper, audio) : none,
       only.includes('cli') ? playCli(wav) : [],
@@ -201,7 +201,10 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
     }
     // bounded however long the stream: the audio buffer (cut at committed sentence ends; at most the 30-s window when
     // the decoder falls behind and a backlog arrives at once) and the prompt; and no audio let go undecoded
-    console.log(`library stream: peak buffer ${lib.stats.peak.toFixed(1)} s (trim length ${STREAM_DEFAULTS.bufferTrimSeconds} s)`);
+    console.log(
+      `library stream: peak buffer ${lib.stats.peak.toFixed(1)} s (trim length ${STREAM_DEFAULTS.bufferTrimSeconds} s), ` +
+        `${lib.stats.steps} steps of ${((lib.stats.stepSeconds / Math.max(1, lib.stats.steps)) * 1000).toFixed(0)} ms`,
+    );
     expect(lib.stats.dropped).toBe(0);
     expect(lib.stats.prompt).toBeLessThanOrEqual(224);
     expect(lib.stats.left).toBe(0);

@@ -10,7 +10,7 @@ import {
   type TimedWord,
 } from '../src/stream/index.js';
 import { resolveTranscribeOptions } from '../src/options.js';
-import { decodeStep, tokensToPieces } from '../src/stream/window.js';
+import { decodeStep, draftAfter, tokensToPieces } from '../src/stream/window.js';
 import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
 import {
   SpeechGate,
@@ -269,6 +269,35 @@ describe('end, abort and errors', () => {
     expect(kept.repetitive).toBe(false);
     const text = kept.words.map((w) => w.word).join('');
     expect(text.match(/ask not/g)?.length ?? 0).toBeGreaterThan(5);
+  });
+
+  it("a step's tokens are the next step's draft: what follows the words committed since, timestamps moved with the buffer", async () => {
+    const o = resolveTranscribeOptions({});
+    const tk = whisper.model.tokenizer;
+    const tb = tk.special.timestampBegin;
+    const first = await decodeStep(whisper.model, o, { audio: jfk.subarray(0, 7 * SAMPLE_RATE), offset: 0, language: 'en', prompt: [], prefix: [], seed: 0 });
+    expect(first.words.length).toBeGreaterThan(5);
+    expect(tk.decode(first.tokens.filter((t) => t < tb))).toBe(first.words.map((x) => x.word).join(''));
+    const committed = first.words.slice(0, 3);
+    const chars = committed.map((x) => x.word).join('').length;
+    const draft = draftAfter(tk, first.tokens, chars, 0);
+    expect(tk.decode(draft.filter((t) => t < tb))).toBe(first.words.slice(3).map((x) => x.word).join(''));
+    // the buffer's start moved 0.4 s: timestamps move 20 steps back; one that would fall before the buffer ends the draft
+    expect(draft.some((t) => t >= tb + 20)).toBe(true);
+    expect(draftAfter(tk, first.tokens, chars, 20)).toEqual(draft.map((t) => (t >= tb ? t - 20 : t)));
+    const firstStamp = draft.findIndex((t) => t >= tb);
+    expect(draftAfter(tk, first.tokens, chars, 1500)).toEqual(draft.slice(0, firstStamp));
+    expect(draftAfter(tk, first.tokens, 0, 20)).toEqual([]); // its <|0.00|> would be before the buffer
+    expect(draftAfter(tk, first.tokens, chars - 1, 0)).toEqual([]); // not where a token ends
+    // the next step (more audio, the three words committed) gives the same words with the draft as without
+    const request = { audio: jfk, offset: 0, language: 'en', prompt: [], prefix: committed, seed: 1 };
+    const plain = await decodeStep(whisper.model, o, request);
+    const drafted = await decodeStep(whisper.model, o, { ...request, draft });
+    expect(drafted.tokens).toEqual(plain.tokens);
+    const timed = (r: typeof plain): unknown[] => r.words.map((x) => [x.word, x.start, x.end]);
+    expect(timed(drafted)).toEqual(timed(plain));
+    // a word's probability is the window's mean log-probability: the same up to rounding
+    drafted.words.forEach((x, i) => expect(x.probability).toBeCloseTo(plain.words[i]!.probability, 4));
   });
 
   it('end() flushes the tail as final; the whole file pushed at once works too; the iterator ends', async () => {

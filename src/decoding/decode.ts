@@ -49,6 +49,13 @@ export interface DecodeWindowOptions {
   signal?: AbortSignal | undefined;
   /** Filters applied after the standard ones (e.g. the batched pipeline's end-of-chunk guard). */
   extraFilters?: readonly LogitFilter[] | undefined;
+  /**
+   * Tokens expected to follow the forced ones (e.g. the live transcriber's previous hypothesis): a guess that makes
+   * greedy decoding faster when it is right and never changes what is chosen. They run through the decoder with the
+   * prompt, and each is kept only while it is the token greedy decoding picks at its place (speculative decoding with
+   * a draft that costs nothing). Ignored by beam search and sampling.
+   */
+  draft?: readonly number[] | undefined;
 }
 
 export interface DecodingResult {
@@ -181,49 +188,78 @@ export async function decodeWindow(
     sumLogprobs: new Array<number>(rows).fill(0),
   };
   let noSpeechProb = Number.NaN;
-  let input = init;
   const maxTotal = model.config.nTextCtx;
-  let logits: Float32Array = new Float32Array(0);
+  // a draft fits in the context and in the token budget, and only greedy decoding can check it token by token
+  const draft =
+    o.draft && rows === 1 && o.temperature === 0 && chooser instanceof GreedyChooser
+      ? o.draft.slice(0, Math.max(0, Math.min(o.maxNewTokens - 1, maxTotal - init.length - 1)))
+      : [];
+  let input = draft.length > 0 ? [...init, ...draft] : init;
   const stats: RowStats = { logZ: Number.NaN };
   let raw: Float32Array | undefined; // a row before the filters
-  for (let step = 0; step < o.maxNewTokens; step++) {
-    throwIfAborted(o.signal);
-    // the prompt step needs the logits of <|startoftranscript|> (no-speech probability) and of the last position
-    const out = await model.decode(input, cache, step === 0 ? { allLogits: true, logitsFrom: sotIndex } : {});
-    const v = out.vocab;
-    if (step === 0) {
-      if (noSpeech !== undefined && out.allLogits) {
-        // openai/whisper decoding.py DecodingTask._main_loop: no-speech probability at <|startoftranscript|>
-        const at = sotIndex - (out.allLogitsFrom ?? 0);
-        noSpeechProb = Math.exp(tokenLogprob(out.allLogits.subarray(at * v, (at + 1) * v), noSpeech));
-      }
-      // the prompt ran as one row: every row starts from it
-      cache.expand(rows);
-      logits = new Float32Array(rows * v);
-      for (let r = 0; r < rows; r++) logits.set(out.logits.subarray(0, v), r * v);
-    } else {
-      logits = out.logits;
-    }
-    const logZ = new Float64Array(rows).fill(Number.NaN);
-    // the decoder's normaliser of the unfiltered row, when it computes one: the filtered row's follows cheaply
-    const rawLogZ = chooser.needsLogZ ? out.logSumExp : undefined;
+  let logits: Float32Array = new Float32Array(0);
+  const logZ = new Float64Array(rows);
+
+  /** Filters every live row of `logits` and lets the chooser pick; `rawLogZ`: the decoder's normaliser per row. */
+  const choose = async (rawLogZ: ArrayLike<number> | undefined, v: number): Promise<boolean> => {
+    logZ.fill(Number.NaN);
     for (let r = 0; r < rows; r++) {
       if (chooser.isDone(state, r)) continue;
       const row = logits.subarray(r * v, (r + 1) * v);
       const seq = state.sequences[r] as number[];
-      if (rawLogZ) (raw ??= new Float32Array(v)).set(row);
+      // the decoder's normaliser of the unfiltered row, when it computes one: the filtered row's follows cheaply
+      const z = chooser.needsLogZ ? rawLogZ?.[r] : undefined;
+      if (z !== undefined) (raw ??= new Float32Array(v)).set(row);
       for (const f of filters) {
         stats.logZ = Number.NaN; // only the last filter's normaliser describes the filtered row
         f.apply(row, seq, stats);
       }
       logZ[r] = stats.logZ;
-      if (rawLogZ && raw && Number.isNaN(stats.logZ)) {
-        logZ[r] = filteredLogZ(raw, row, rawLogZ[step === 0 ? 0 : r] as number); // the prompt ran as one row
-      }
+      if (z !== undefined && raw && Number.isNaN(stats.logZ)) logZ[r] = filteredLogZ(raw, row, z);
     }
     const { sources, completed } = await chooser.update(state, logits, v, logZ);
     if (sources) cache.reorder(sources);
-    if (completed || init.length + step + 1 >= maxTotal) break;
+    return completed;
+  };
+
+  let step = 0;
+  decoding: while (step < o.maxNewTokens) {
+    throwIfAborted(o.signal);
+    // the prompt step needs the logits of <|startoftranscript|> (no-speech probability) and of the last position
+    // (with a draft: of the positions that predict the draft's tokens too)
+    const out = await model.decode(input, cache, step === 0 ? { allLogits: true, logitsFrom: sotIndex } : {});
+    const v = out.vocab;
+    if (step > 0) {
+      logits = out.logits;
+      step++;
+      if ((await choose(out.logSumExp, v)) || init.length + step >= maxTotal) break;
+    } else {
+      const from = out.allLogitsFrom ?? 0;
+      const all = out.allLogits ?? out.logits;
+      if (noSpeech !== undefined && out.allLogits) {
+        // openai/whisper decoding.py DecodingTask._main_loop: no-speech probability at <|startoftranscript|>
+        const at = sotIndex - from;
+        noSpeechProb = Math.exp(tokenLogprob(all.subarray(at * v, (at + 1) * v), noSpeech));
+      }
+      // the prompt ran as one row: every row starts from it
+      cache.expand(rows);
+      logits = new Float32Array(rows * v);
+      // position init.length − 1 + j predicts draft[j]; the last one predicts the token after the whole draft
+      for (let j = 0; j <= draft.length; j++) {
+        const at = out.allLogits ? init.length - 1 + j - from : 0;
+        for (let r = 0; r < rows; r++) logits.set(all.subarray(at * v, (at + 1) * v), r * v);
+        const z = out.allLogits ? out.allLogSumExp?.[at] : out.logSumExp?.[0];
+        step++;
+        if ((await choose(z === undefined ? undefined : new Array<number>(rows).fill(z), v)) || init.length + step >= maxTotal) {
+          break decoding;
+        }
+        if (step >= o.maxNewTokens) break decoding;
+        if (j < draft.length && (state.sequences[0] as number[]).at(-1) === draft[j]) continue;
+        // greedy decoding left the draft here: the cache forgets the draft's tokens from this one on
+        if (j < draft.length) cache.rewind(init.length + j);
+        break;
+      }
+    }
     input = state.sequences.map((seq) => seq[seq.length - 1] as number);
   }
   const candidates = chooser.finalize(state);

@@ -127,6 +127,30 @@ export class KvCache {
   }
 
   /**
+   * Forgets the self-attention positions from `length` on (draft tokens the decoder did not confirm, decoding/decode.ts).
+   * With spare room the positions stay where they are, masked, and the next step overwrites them; otherwise the
+   * tensors are cut to `length` positions.
+   */
+  rewind(length: number): void {
+    if (!Number.isInteger(length) || length < this.shared || length > this.length) {
+      throw new RangeError(`cannot rewind a cache of ${this.length} positions to ${length}`);
+    }
+    if (length === this.length) return;
+    if (!this.spare) {
+      for (const [name, t] of this.decoder) {
+        const [rows = 1, heads = 1, positions = 0, headDim = 0] = t.dims;
+        const d = rowData(t);
+        const out = newLike(d, rows * heads * length * headDim);
+        for (let i = 0; i < rows * heads; i++) {
+          out.set(d.subarray(i * positions * headDim, (i * positions + length) * headDim), i * length * headDim);
+        }
+        this.decoder.set(name, new ort.Tensor(t.type as 'float32', out as Float32Array, [rows, heads, length, headDim]));
+      }
+    }
+    this.length = length;
+  }
+
+  /**
    * Buffers `append` writes into, two per tensor used in turn: the past of one step is the spare of the next. Reusing
    * them (instead of a new array per step) keeps the megabytes each step moves out of the allocator and the garbage
    * collector, which cost more than the copy itself.

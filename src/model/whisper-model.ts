@@ -74,6 +74,8 @@ export interface DecoderOutput {
    * `addLogSumExp`): [batch], float32.
    */
   logSumExp?: Float32Array;
+  /** log Σ exp of every position `allLogits` holds, when the decoder computes it: [batch, positions − allLogitsFrom]. */
+  allLogSumExp?: Float32Array;
   /** Cross-attention weights per layer [batch, heads, positions, audioCtx] when the decoder exports them. */
   crossAttentions?: ort.Tensor[];
 }
@@ -354,6 +356,7 @@ export class WhisperModel {
     if (opts.allLogits) {
       result.allLogits = all;
       result.allLogitsFrom = from;
+      if (lse) result.allLogSumExp = lse.data as Float32Array;
     }
     if (opts.crossAttentions && this.hasCrossAttentions) {
       result.crossAttentions = Array.from({ length: layers }, (_, i) => out[`cross_attentions.${i}`]).filter(

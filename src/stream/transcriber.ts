@@ -19,7 +19,7 @@ import { SpeechGate, VAD_WINDOW_SAMPLES, VadStream, loadVad, type VadModel } fro
 import type { Whisper } from '../whisper.js';
 import { LocalAgreement, comparable, type TimedWord } from './agreement.js';
 import { resolveStreamOptions, type ResolvedStreamOptions, type StreamOptions } from './options.js';
-import { decodeStep, type StepResult } from './window.js';
+import { decodeStep, draftAfter, type StepResult } from './window.js';
 
 export interface StreamContext {
   /** Aborting stops the stream: the words of the last hypothesis are sent as final, then the events end. */
@@ -139,6 +139,8 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
   #probStart = 0;
   /** End (stream sample) of the audio the last decoding step saw. */
   #lastStep = 0;
+  /** The last step's tokens after its prefix, the text of its words, and the buffer's start then: the next draft. */
+  #lastHypothesis: { tokens: number[]; text: string; bufStart: number } | undefined;
 
   // text
   #language: string | null;
@@ -518,8 +520,12 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
       prompt,
       prefix: this.#committedInBuffer,
       seed: o.seed + this.#steps,
+      draft: this.#draft(),
       signal: this.#signal,
     });
+    this.#lastHypothesis = result.repetitive
+      ? undefined
+      : { tokens: result.tokens, text: result.words.map((w) => w.word).join(''), bufStart: this.#bufStart };
     this.#steps++;
     if (result.repetitive) this.#repetitive++;
     this.#stepSeconds += (performance.now() - started) / 1000;
@@ -534,6 +540,19 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
       });
     }
     return result;
+  }
+
+  /**
+   * The last hypothesis after the words committed since (its uncommitted words): consecutive steps mostly agree, so
+   * the decoder checks these tokens in one run instead of producing them one run each (decoding/decode.ts `draft`).
+   */
+  #draft(): number[] | undefined {
+    const last = this.#lastHypothesis;
+    if (last === undefined) return undefined;
+    const tentative = this.#agreement.tentative.map((w) => w.word).join('');
+    if (!last.text.endsWith(tentative)) return undefined;
+    const shift = Math.round((this.#bufStart - last.bufStart) / SAMPLE_RATE / 0.02);
+    return draftAfter(this.#model.tokenizer, last.tokens, last.text.length - tentative.length, shift);
   }
 
   /**

@@ -5,7 +5,7 @@
  */
 import { HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMelSpectrogram, melWindow } from '../audio/index.js';
 import { addWordTimestamps, mergePunctuations, splitToWordTokens, type WindowSegment } from '../alignment/index.js';
-import { decodeWindow, detectLanguage } from '../decoding/decode.js';
+import { decodeWindow, detectLanguage, initialTokens, type DecodeWindowOptions } from '../decoding/decode.js';
 import type { WhisperModel } from '../model/whisper-model.js';
 import type { ResolvedTranscribeOptions } from '../options.js';
 import { ort } from '../runtime/session.js';
@@ -26,6 +26,8 @@ export interface StepRequest {
   prefix: readonly TimedWord[];
   /** Seed of the sampler when the fallback samples. */
   seed: number;
+  /** Tokens guessed to follow the prefix (see `draftAfter`): greedy decoding checks them all in its first run. */
+  draft?: readonly number[] | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -43,6 +45,8 @@ export interface StepResult {
    * hypothesis like that is neither shown nor committed: `words` is empty.
    */
   repetitive: boolean;
+  /** The decoded tokens after the prefix (text and timestamps, end-of-text excluded): the next step's draft. */
+  tokens: number[];
 }
 
 const TIME_PRECISION = 0.02; // seconds per timestamp token (openai/whisper: CHUNK_LENGTH / n_audio_ctx)
@@ -126,26 +130,22 @@ export async function decodeStep(
   const prefixText = req.prefix.map((w) => w.word).join('');
   const prefixTokens = prefixText === '' ? [] : tk.encode(prefixText);
   const hotwords = o.hotwords !== null ? tk.encode(' ' + o.hotwords.trim()) : undefined;
-  const result = await decodeWithFallback(o, (temperature) =>
-    decodeWindow(
-      model,
-      hidden,
-      {
-        ...tableDecodingOptions(o),
-        // the live transcriber places words by the timestamp tokens
-        withoutTimestamps: false,
-        language,
-        prompt: req.prompt,
-        prefix: prefixTokens,
-        hotwords,
-        temperature,
-        seed: req.seed,
-        signal: req.signal,
-      },
-      ort,
-    ),
-  );
-  const base = { language, languageProbability, temperature: result.temperature, repetitive: false };
+  const window = (temperature: number): DecodeWindowOptions => ({
+    ...tableDecodingOptions(o),
+    // the live transcriber places words by the timestamp tokens
+    withoutTimestamps: false,
+    language,
+    prompt: req.prompt,
+    prefix: prefixTokens,
+    hotwords,
+    temperature,
+    seed: req.seed,
+    draft: req.draft,
+    signal: req.signal,
+  });
+  const result = await decodeWithFallback(o, (temperature) => decodeWindow(model, hidden, window(temperature), ort));
+  const tokens = result.tokens.slice(initialTokens(model, window(0)).forced.length);
+  const base = { language, languageProbability, temperature: result.temperature, repetitive: false, tokens };
   // openai/whisper transcribe.py: a window the no-speech gate calls silent has no words
   if (o.noSpeechThreshold !== null && result.noSpeechProb > o.noSpeechThreshold) {
     if (o.logprobThreshold === null || result.avgLogprob <= o.logprobThreshold) return { ...base, words: [] };
@@ -213,6 +213,39 @@ export async function decodeStep(
     }
   });
   return { ...base, words };
+}
+
+/**
+ * A guess at the tokens that follow the prefix, from the last step's `tokens` (which followed the prefix of then):
+ * what comes after their first `chars` characters of text (the words committed since), with the timestamp tokens
+ * moved by `shift` (timestamp steps the buffer's start moved since). Empty when the text does not divide there.
+ */
+export function draftAfter(
+  tk: WhisperModel['tokenizer'],
+  tokens: readonly number[],
+  chars: number,
+  shift: number,
+): number[] {
+  const tb = tk.special.timestampBegin;
+  let from = 0;
+  if (chars > 0) {
+    const text: number[] = [];
+    let n = 0;
+    for (; from < tokens.length && n < chars; from++) {
+      const t = tokens[from] as number;
+      if (t >= tb) continue;
+      text.push(t);
+      n = tk.decode(text).length;
+    }
+    if (n !== chars) return [];
+  }
+  const draft: number[] = [];
+  for (const t of tokens.slice(from)) {
+    if (t < tb) draft.push(t);
+    else if (t - shift >= tb) draft.push(t - shift);
+    else break;
+  }
+  return draft;
 }
 
 function round3(x: number): number {
