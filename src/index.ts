@@ -6,6 +6,7 @@ import { WhisperModel } from './model/whisper-model.js';
 import { resolveLoadOptions, type LoadOptions, type OptionalInput } from './options.js';
 import { Whisper } from './whisper.js';
 import { exactSignedInt8Kernels, optimizeDecoder, optimizeEncoder } from './runtime/optimize.js';
+import { assertDeviceAvailable } from './runtime/session.js';
 
 export {
   Whisper,
@@ -135,6 +136,7 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
   const { graphCacheDir, optimizeDecoder: optimize, onDownload, endpoint, cacheDir, offline, revision, signal, ...rest } =
     options;
   const o = resolveLoadOptions({ ...stripUndefined(rest), model });
+  assertDeviceAvailable(o.device); // before a download
   const dir = await resolveModelSource(o.model, {
     ...(o.dtype ? { dtype: o.dtype } : {}),
     ...(onDownload ? { onProgress: onDownload } : {}),

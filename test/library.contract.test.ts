@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS, createStream, decodeAudio, loadModel, type Whisper, type WhisperError } from '../src/index.js';
+import { existsSync } from 'node:fs';
+import { cudaProviderPath } from '../src/runtime/session.js';
 import { JFK, TINY_EN } from './helpers/paths.js';
 import { LONGFORM } from './helpers/stream.js';
 
@@ -59,6 +61,19 @@ describe('library contract (whisper-tiny.en)', () => {
     controller.abort(new Error('enough'));
     const e = await rejection(it.next());
     expect(e.code).toBe('E_ABORTED');
+  });
+});
+
+describe('device cuda without the CUDA provider (onnxruntime-node installed with onnxruntime-node-install=skip)', () => {
+  it.skipIf(existsSync(cudaProviderPath()))('refuses before reading or downloading a model, naming the fix', async () => {
+    const local = await rejection(loadModel(TINY_EN, { device: 'cuda' }));
+    expect(local.code).toBe('E_OPTIONS');
+    expect(local.message).toContain("device 'cuda' is not available");
+    expect(local.message).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12');
+    // a Hub name is not looked up first (offline, it would be E_HUB_OFFLINE)
+    const hub = await rejection(loadModel('onnx-community/whisper-tiny', { device: 'cuda', offline: true }));
+    expect(hub.code).toBe('E_OPTIONS');
+    expect(await loadModel(TINY_EN, { device: 'cpu' }).then((w) => w.dispose())).toBeUndefined();
   });
 });
 

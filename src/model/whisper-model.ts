@@ -1,5 +1,5 @@
 import { WhisperError, throwIfAborted } from '../errors.js';
-import { createSession, ort, type SessionOptions } from '../runtime/session.js';
+import { assertDeviceAvailable, createSession, ort, type SessionOptions } from '../runtime/session.js';
 import { WhisperTokenizer } from '../tokenizer/index.js';
 import { parseConfig, readJson, resolveModelFiles, type ModelFiles, type WhisperConfig } from './config.js';
 import { KvCache } from './kv-cache.js';
@@ -102,6 +102,7 @@ export class WhisperModel {
   ) {}
 
   static async load(dir: string, options: LoadModelFolderOptions = {}): Promise<WhisperModel> {
+    assertDeviceAvailable(options.device);
     const [configJson, generation, preprocessor, tokenizerJson, tokenizerConfig] = await Promise.all([
       readJson(dir, 'config.json'),
       readJson(dir, 'generation_config.json'),

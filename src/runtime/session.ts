@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { WhisperError } from '../errors.js';
 
@@ -7,6 +10,36 @@ export interface SessionOptions {
   /** Intra-op threads; 0 lets ONNX Runtime choose. */
   threads?: number;
   device?: ExecutionProvider;
+}
+
+/** onnxruntime-node's package folder. */
+function ortPackageDir(): string {
+  return join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..');
+}
+
+/**
+ * Where onnxruntime-node's CUDA provider library would be: its install script downloads it (Linux x64, CUDA 12) unless
+ * installation is skipped, so a package installed with `onnxruntime-node-install=skip` has none.
+ */
+export function cudaProviderPath(): string {
+  const file = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  return join(ortPackageDir(), 'bin', 'napi-v6', process.platform, process.arch, file);
+}
+
+function cudaHint(): string {
+  return (
+    `install it with \`ONNXRUNTIME_NODE_INSTALL=cuda12 node ${join(ortPackageDir(), 'script', 'install.js')}\` ` +
+    '(Linux x64; it downloads the provider, and needs CUDA 12 and cuDNN 9 on the library path), or use device cpu'
+  );
+}
+
+/** Refuses a device this install of ONNX Runtime cannot run, before any model is read. */
+export function assertDeviceAvailable(device: ExecutionProvider | undefined): void {
+  if (device !== 'cuda') return;
+  const path = cudaProviderPath();
+  if (!existsSync(path)) {
+    throw new WhisperError('E_OPTIONS', `device 'cuda' is not available: onnxruntime-node has no CUDA provider (${path} is missing); ${cudaHint()}`);
+  }
 }
 
 /** Creates an ONNX Runtime session from a file path or bytes, with whisper-ts's defaults. */
@@ -21,11 +54,15 @@ export async function createSession(
     interOpNumThreads: 1,
     executionMode: 'sequential',
   };
+  assertDeviceAvailable(options.device);
   try {
     return typeof model === 'string'
       ? await ort.InferenceSession.create(model, sessionOptions)
       : await ort.InferenceSession.create(model, sessionOptions);
   } catch (cause) {
+    if (options.device === 'cuda' && /cuda/i.test(String(cause))) {
+      throw new WhisperError('E_OPTIONS', `device 'cuda': ONNX Runtime's CUDA provider did not start (${String(cause)}); ${cudaHint()}`, { cause });
+    }
     const what = typeof model === 'string' ? model : 'an in-memory model';
     throw new WhisperError('E_MODEL_LOAD', `ONNX Runtime could not load ${what}: ${String(cause)}`, { cause });
   }
