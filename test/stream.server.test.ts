@@ -67,6 +67,13 @@ describe('serve: live transcription over the WebSocket /v1/realtime', () => {
     expect(done?.stats?.received).toBeCloseTo(11, 1);
   }, 300_000);
 
+  it('a plain GET of the WebSocket route is answered 426 in the API error shape', async () => {
+    const res = await fetch(server.url + '/v1/realtime');
+    expect(res.status).toBe(426);
+    expect(res.headers.get('upgrade')).toBe('websocket');
+    expect(await res.json()).toMatchObject({ error: { code: 'E_UPGRADE_REQUIRED', type: 'invalid_request_error' } });
+  });
+
   it('a bad start message is refused with the engine error and 1008; audio before start too', async () => {
     const a = connect(server.url);
     await a.opened;

@@ -14,6 +14,7 @@ export type ServerErrorCode =
   | 'E_BAD_REQUEST' // a malformed request (not multipart, no file, a field the API does not know)
   | 'E_MODEL_NOT_SERVED' // the request names a model this server does not serve
   | 'E_NOT_FOUND' // no such route
+  | 'E_UPGRADE_REQUIRED' // a plain HTTP request to the WebSocket route
   | 'E_INTERNAL'; // a worker thread died or something unexpected failed
 
 export type ErrorCode = WhisperErrorCode | ServerErrorCode;

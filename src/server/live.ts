@@ -283,124 +283,133 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
   });
   const maxSamples = config.maxDurationS === null ? Infinity : config.maxDurationS * SAMPLE_RATE;
 
-  app.get('/v1/realtime', { websocket: true }, (socket: WebSocket) => {
-    let state: 'waiting' | 'starting' | 'running' | 'ending' | 'closed' = 'waiting';
-    let handle: LiveHandle | undefined;
-    let decode: ((data: Buffer) => Float32Array) | undefined;
-    const early: Buffer[] = [];
-    let samples = 0;
-    let endRequested = false;
+  app.route({
+    method: 'GET',
+    url: '/v1/realtime',
+    // a plain GET (no upgrade) gets an answer that says what the route is, in the API's error shape
+    handler: async (_request, reply) => {
+      void reply.header('upgrade', 'websocket');
+      throw new HttpError(426, 'E_UPGRADE_REQUIRED', 'GET /v1/realtime is a WebSocket: connect with an Upgrade: websocket request (ws://…/v1/realtime)');
+    },
+    wsHandler: (socket: WebSocket) => {
+      let state: 'waiting' | 'starting' | 'running' | 'ending' | 'closed' = 'waiting';
+      let handle: LiveHandle | undefined;
+      let decode: ((data: Buffer) => Float32Array) | undefined;
+      const early: Buffer[] = [];
+      let samples = 0;
+      let endRequested = false;
 
-    const send = (message: object): void => {
-      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
-    };
-    let idle: NodeJS.Timeout | undefined;
-    const fail = (code: string, message: string, closeCode: number): void => {
-      clearTimeout(idle);
-      if (state === 'closed') return;
-      if (handle && (state === 'running' || state === 'ending')) handle.abort();
-      state = 'closed';
-      send({ type: 'error', code, message });
-      socket.close(closeCode, code);
-    };
-    const push = (data: Buffer): void => {
-      if (!handle || !decode || state !== 'running') return;
-      let chunk = decode(data);
-      if (samples + chunk.length > maxSamples) {
-        chunk = chunk.subarray(0, Math.max(0, maxSamples - samples));
-        send({ type: 'error', code: 'E_AUDIO_TOO_LONG', message: `a stream may last ${config.maxDurationS} s (--max-duration-s); the rest is ignored` });
-        if (chunk.length > 0) handle.push(Float32Array.from(chunk));
-        samples = maxSamples;
-        state = 'ending';
-        handle.end();
-        return;
-      }
-      samples += chunk.length;
-      liveSeconds.inc(chunk.length / SAMPLE_RATE);
-      if (chunk.length > 0) handle.push(chunk);
-    };
-
-    const idleAfter = config.idleTimeoutS ?? LIVE_IDLE_TIMEOUT_S;
-    const watch = (): void => {
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        if (state === 'waiting' || state === 'running') {
-          fail('E_IDLE_TIMEOUT', `nothing received for ${idleAfter} s; the stream is closed`, 1008);
+      const send = (message: object): void => {
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+      };
+      let idle: NodeJS.Timeout | undefined;
+      const fail = (code: string, message: string, closeCode: number): void => {
+        clearTimeout(idle);
+        if (state === 'closed') return;
+        if (handle && (state === 'running' || state === 'ending')) handle.abort();
+        state = 'closed';
+        send({ type: 'error', code, message });
+        socket.close(closeCode, code);
+      };
+      const push = (data: Buffer): void => {
+        if (!handle || !decode || state !== 'running') return;
+        let chunk = decode(data);
+        if (samples + chunk.length > maxSamples) {
+          chunk = chunk.subarray(0, Math.max(0, maxSamples - samples));
+          send({ type: 'error', code: 'E_AUDIO_TOO_LONG', message: `a stream may last ${config.maxDurationS} s (--max-duration-s); the rest is ignored` });
+          if (chunk.length > 0) handle.push(Float32Array.from(chunk));
+          samples = maxSamples;
+          state = 'ending';
+          handle.end();
+          return;
         }
-      }, idleAfter * 1000);
-      idle.unref();
-    };
-    watch();
-    socket.on('message', (data: RawData, isBinary: boolean) => {
-      if (state === 'closed' || state === 'ending') return;
+        samples += chunk.length;
+        liveSeconds.inc(chunk.length / SAMPLE_RATE);
+        if (chunk.length > 0) handle.push(chunk);
+      };
+
+      const idleAfter = config.idleTimeoutS ?? LIVE_IDLE_TIMEOUT_S;
+      const watch = (): void => {
+        clearTimeout(idle);
+        idle = setTimeout(() => {
+          if (state === 'waiting' || state === 'running') {
+            fail('E_IDLE_TIMEOUT', `nothing received for ${idleAfter} s; the stream is closed`, 1008);
+          }
+        }, idleAfter * 1000);
+        idle.unref();
+      };
       watch();
-      if (state === 'waiting') {
-        if (isBinary) return fail('E_BAD_REQUEST', 'send {"type":"start", …} before audio', 1008);
-        let start;
-        try {
-          start = parseStart(toBuffer(data).toString('utf8'), served);
-        } catch (err) {
-          if (err instanceof ClientError) return fail(err.code, err.message, 1008);
-          throw err;
+      socket.on('message', (data: RawData, isBinary: boolean) => {
+        if (state === 'closed' || state === 'ending') return;
+        watch();
+        if (state === 'waiting') {
+          if (isBinary) return fail('E_BAD_REQUEST', 'send {"type":"start", …} before audio', 1008);
+          let start;
+          try {
+            start = parseStart(toBuffer(data).toString('utf8'), served);
+          } catch (err) {
+            if (err instanceof ClientError) return fail(err.code, err.message, 1008);
+            throw err;
+          }
+          state = 'starting';
+          decode = createDecoder(start.format);
+          hub
+            .open(start.options, {
+              onEvent: (event) => send(event),
+              onClosed: (stats) => {
+                if (state === 'closed') return;
+                state = 'closed';
+                send({ type: 'done', stats });
+                socket.close(1000, 'done');
+              },
+              onError: (e) => fail(e.code, e.message, e.code === 'E_OPTIONS' ? 1008 : 1011),
+            })
+            .then(
+              (h) => {
+                if (state === 'closed') return h.abort(); // the client left while the stream was starting
+                handle = h;
+                state = 'running';
+                send({ type: 'ready', model: served.id, sample_rate: SAMPLE_RATE, format: start.format });
+                for (const b of early.splice(0)) push(b);
+                if (endRequested && state === 'running') {
+                  state = 'ending';
+                  h.end();
+                }
+              },
+              (err: unknown) => {
+                const e = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', String(err));
+                fail(e.code, e.message, e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE' ? 1013 : e.status < 500 ? 1008 : 1011);
+              },
+            );
+          return;
         }
-        state = 'starting';
-        decode = createDecoder(start.format);
-        hub
-          .open(start.options, {
-            onEvent: (event) => send(event),
-            onClosed: (stats) => {
-              if (state === 'closed') return;
-              state = 'closed';
-              send({ type: 'done', stats });
-              socket.close(1000, 'done');
-            },
-            onError: (e) => fail(e.code, e.message, e.code === 'E_OPTIONS' ? 1008 : 1011),
-          })
-          .then(
-            (h) => {
-              if (state === 'closed') return h.abort(); // the client left while the stream was starting
-              handle = h;
-              state = 'running';
-              send({ type: 'ready', model: served.id, sample_rate: SAMPLE_RATE, format: start.format });
-              for (const b of early.splice(0)) push(b);
-              if (endRequested && state === 'running') {
-                state = 'ending';
-                h.end();
-              }
-            },
-            (err: unknown) => {
-              const e = err instanceof HttpError ? err : new HttpError(500, 'E_INTERNAL', String(err));
-              fail(e.code, e.message, e.code === 'E_QUEUE_FULL' || e.code === 'E_UNAVAILABLE' ? 1013 : e.status < 500 ? 1008 : 1011);
-            },
-          );
-        return;
-      }
-      if (isBinary) {
-        if (state === 'starting') early.push(Buffer.from(toBuffer(data)));
-        else push(toBuffer(data));
-        return;
-      }
-      let m: unknown;
-      try {
-        m = JSON.parse(toBuffer(data).toString('utf8'));
-      } catch {
-        return fail('E_BAD_REQUEST', 'text frames must be JSON', 1008);
-      }
-      if (typeof m !== 'object' || m === null || Array.isArray(m)) {
-        return fail('E_BAD_REQUEST', `text frames must be JSON objects, not ${JSON.stringify(m)}`, 1008);
-      }
-      const type = (m as { type?: unknown }).type;
-      if (type !== 'end') return fail('E_BAD_REQUEST', `unknown message type ${JSON.stringify(type)}`, 1008);
-      if (state === 'starting') endRequested = true;
-      else {
-        state = 'ending';
-        handle?.end();
-      }
-    });
-    socket.on('close', () => {
-      clearTimeout(idle);
-      if (state === 'running' || state === 'ending') handle?.abort();
-      state = 'closed';
-    });
+        if (isBinary) {
+          if (state === 'starting') early.push(Buffer.from(toBuffer(data)));
+          else push(toBuffer(data));
+          return;
+        }
+        let m: unknown;
+        try {
+          m = JSON.parse(toBuffer(data).toString('utf8'));
+        } catch {
+          return fail('E_BAD_REQUEST', 'text frames must be JSON', 1008);
+        }
+        if (typeof m !== 'object' || m === null || Array.isArray(m)) {
+          return fail('E_BAD_REQUEST', `text frames must be JSON objects, not ${JSON.stringify(m)}`, 1008);
+        }
+        const type = (m as { type?: unknown }).type;
+        if (type !== 'end') return fail('E_BAD_REQUEST', `unknown message type ${JSON.stringify(type)}`, 1008);
+        if (state === 'starting') endRequested = true;
+        else {
+          state = 'ending';
+          handle?.end();
+        }
+      });
+      socket.on('close', () => {
+        clearTimeout(idle);
+        if (state === 'running' || state === 'ending') handle?.abort();
+        state = 'closed';
+      });
+    },
   });
 }
