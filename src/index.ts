@@ -139,6 +139,8 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
   assertDeviceAvailable(o.device); // before a download
   const dir = await resolveModelSource(o.model, {
     ...(o.dtype ? { dtype: o.dtype } : {}),
+    ...(o.encoderDtype ? { encoderDtype: o.encoderDtype } : {}),
+    ...(o.decoderDtype ? { decoderDtype: o.decoderDtype } : {}),
     ...(onDownload ? { onProgress: onDownload } : {}),
     ...(endpoint !== undefined ? { endpoint } : {}),
     ...(cacheDir !== undefined ? { cacheDir } : {}),

@@ -3,10 +3,11 @@
  * onnx-community/whisper-base and onnx-community/whisper-tiny.en.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WhisperError } from '../src/errors.js';
@@ -20,7 +21,9 @@ import {
   type HubOptions,
   type PullProgressEvent,
 } from '../src/hub/index.js';
+import { locksDir } from '../src/hub/cache.js';
 import { resolveHubConfig } from '../src/hub/config.js';
+import { withFileLock } from '../src/hub/lock.js';
 import { assertRepoFilePath } from '../src/hub/validate.js';
 import { startHubServer, standardRepos, type HubServer } from './helpers/hub-server.js';
 import { TINY_EN } from './helpers/paths.js';
@@ -213,6 +216,23 @@ describe('names and ids', () => {
       noProxy: 'localhost',
     });
     expect(() => resolveHubConfig({ endpoint: 'ftp://x' }, {})).toThrow(expect.objectContaining({ code: 'E_OPTIONS' }) as Error);
+    // host:port without a scheme is an http proxy (curl, httpx)
+    expect(resolveHubConfig({}, { HTTPS_PROXY: '127.0.0.1:7890' }).proxy).toMatchObject({ https: 'http://127.0.0.1:7890' });
+    expect(resolveHubConfig({ proxy: 'p:3128' }, {}).proxy).toEqual({ kind: 'fixed', url: 'http://p:3128' });
+  });
+
+  it('work on the cache alone (list, remove, an offline pull) does not read the network settings', async () => {
+    const cacheDir = tempCache();
+    const online = await pullModel('tiny.en', opts(cacheDir));
+    process.env.HF_ENDPOINT = 'hf-mirror.com'; // not a URL
+    process.env.HTTPS_PROXY = 'http://[bad';
+    process.env.HF_HUB_ETAG_TIMEOUT = 'abc';
+    const local = { cacheDir, token: false as const };
+    expect(await pullModel('tiny.en', { ...local, offline: true })).toBe(online);
+    expect((await listCachedModels(local)).map((m) => m.repo)).toEqual([TINY]);
+    expect(await removeCachedModel('tiny.en', local)).toMatchObject({ repo: TINY });
+    // a pull that needs the network still refuses them, naming the setting
+    expect((await rejection(pullModel('tiny.en', local))).message).toContain('the Hub endpoint "hf-mirror.com" is not a URL');
   });
 });
 
@@ -274,6 +294,18 @@ describe('pull', () => {
     expect(error.message).toMatch(/no int8 weights.*fp32, fp16, q8, q4/);
     const badDtype = await rejection(pullModel('base', opts(cacheDir, { dtype: 'q5' as 'q4' })));
     expect(badDtype.code).toBe('E_OPTIONS');
+
+    // one graph in another variant (loadModel's encoderDtype / decoderDtype): exactly those two graphs
+    const mixedCache = tempCache();
+    const events: PullProgressEvent[] = [];
+    const mixed = await pullModel('base', opts(mixedCache, { encoderDtype: 'q4', onProgress: (e) => events.push(e) }));
+    expect(snapshotFiles(mixed).filter((f) => f.startsWith('onnx/'))).toEqual(['onnx/decoder_model_merged_quantized.onnx', 'onnx/encoder_model_q4.onnx']);
+    expect(events.find((e) => e.type === 'resolved')).toMatchObject({ dtype: 'q8', parts: { encoder: 'q4', decoder: 'q8' } });
+    expect(await pullModel('base', opts(mixedCache, { encoderDtype: 'q4', offline: true }))).toBe(mixed);
+    const missing = await rejection(pullModel('base', opts(mixedCache, { decoderDtype: 'fp32', offline: true })));
+    expect(missing.code).toBe('E_HUB_OFFLINE');
+    expect(missing.message).toContain('q8 encoder / fp32 decoder');
+    expect(missing.message).toContain('models pull onnx-community/whisper-base --dtype q8 and whisper-ts models pull onnx-community/whisper-base --dtype fp32');
   });
 
   it('follows a relative redirect to the blob URL on the same host (token kept there)', async () => {
@@ -389,6 +421,17 @@ describe('interrupted, stalled and corrupt downloads', () => {
     expectIntact(snapshot, TINY);
   });
 
+  it('a server whose file is not the size it announced: one clear error at once, no retries', async () => {
+    const cacheDir = tempCache();
+    server.addFault({ kind: 'announce', path: ENCODER, by: 22 });
+    const retries: PullProgressEvent[] = [];
+    const error = await rejection(pullModel('tiny.en', opts(cacheDir, { onProgress: (e) => e.type === 'retry' && retries.push(e) })));
+    expect(error.code).toBe('E_HUB_INTEGRITY');
+    expect(error.message).toContain(`${ENCODER} of ${TINY}: the server sends a file of ${server.file(TINY, ENCODER).size} bytes, but announced`);
+    expect(retries).toEqual([]);
+    expectIntact(await pullModel('tiny.en', opts(cacheDir)), TINY);
+  });
+
   it('an aborted pull stops with E_ABORTED and keeps the partial file for the next pull', async () => {
     const cacheDir = tempCache();
     const controller = new AbortController();
@@ -472,6 +515,9 @@ describe('errors, tokens and offline mode', () => {
     const error = await rejection(pullModel('base', fromEnv));
     expect(error.code).toBe('E_HUB_OFFLINE');
     expect(error.message).toMatch(/offline mode \(HF_HUB_OFFLINE\) is on and onnx-community\/whisper-base \(revision main\) is not in the cache at .*models pull/);
+    // the command it suggests pulls the revision asked for
+    const tagged = await rejection(pullModel('base', { ...fromEnv, revision: 'v2' }));
+    expect(tagged.message).toContain('(whisper-ts models pull onnx-community/whisper-base --revision v2)');
     const info = await rejection(modelInfo('base', fromEnv));
     expect(info.code).toBe('E_HUB_OFFLINE');
     expect(server.requests.length).toBe(before);
@@ -572,5 +618,46 @@ describe('concurrency, proxy and cache management', () => {
     // by the short name pullModel took
     expect((await removeCachedModel('base', { cacheDir })).repo).toBe(BASE);
     expect(await listCachedModels({ cacheDir })).toEqual([]);
+  });
+
+  it('a repo folder linked from elsewhere is listed; removing it removes the link, not what it names', async () => {
+    const elsewhere = tempCache();
+    const moved = join(await pullModel('tiny.en', opts(elsewhere)), '..', '..');
+    const cacheDir = tempCache();
+    mkdirSync(cacheDir, { recursive: true });
+    symlinkSync(moved, join(cacheDir, 'models--onnx-community--whisper-tiny.en'));
+    expect((await listCachedModels({ cacheDir })).map((m) => m.repo)).toEqual([TINY]);
+    const removed = await removeCachedModel('tiny.en', { cacheDir });
+    expect(removed).toMatchObject({ repo: TINY, freedBytes: 0, linkTarget: moved });
+    expect(existsSync(join(cacheDir, 'models--onnx-community--whisper-tiny.en'))).toBe(false);
+    expect(existsSync(join(moved, 'blobs'))).toBe(true);
+  });
+
+  it('a lock held by a live process on this host is waited for however old its heartbeat; a dead holder loses it at once', async () => {
+    const cacheDir = tempCache();
+    await pullModel('tiny.en', opts(cacheDir));
+    const lock = join(locksDir(cacheDir, TINY), 'x.whisper-ts.lock');
+    mkdirSync(locksDir(cacheDir, TINY), { recursive: true });
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't' }));
+      const old = new Date(Date.now() - 120_000); // four heartbeat periods late: stopped with Ctrl-Z, or asleep
+      utimesSync(lock, old, old);
+      let waited = false;
+      const aborted = await rejection(
+        withFileLock(lock, async () => 'taken', { signal: AbortSignal.timeout(400), onWait: () => (waited = true) }),
+      );
+      expect([aborted.code, waited]).toEqual(['E_ABORTED', true]);
+      expect((await rejection(removeCachedModel('tiny.en', { cacheDir }))).message).toContain('being downloaded by another process');
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    }
+    // the holder died (a killed pull): its fresh lock no longer stops anyone
+    const now = new Date();
+    utimesSync(lock, now, now);
+    expect(await withFileLock(lock, async () => 'taken', { signal: AbortSignal.timeout(2000) })).toBe('taken');
+    writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't' }));
+    expect((await removeCachedModel('tiny.en', { cacheDir })).repo).toBe(TINY);
   });
 });

@@ -11,7 +11,7 @@ import {
   modelInfo,
   pullModel,
   removeCachedModel,
-  resolveHubConfig,
+  resolveCacheConfig,
   resolveModelId,
   type CachedModel,
   type Dtype,
@@ -91,12 +91,13 @@ export function createPullReporter(stream: ModelsIO['stderr'], options: { quiet?
       case 'resolved': {
         total = event.downloadBytes;
         const toGet = event.files.filter((f) => !f.cached).length;
+        const variant = event.parts ? `${event.parts.encoder} encoder, ${event.parts.decoder} decoder` : event.dtype;
         if (total === 0 && toGet === 0) {
-          write(`${event.repo} (${event.dtype}) is already in the cache`);
+          write(`${event.repo} (${variant}) is already in the cache`);
           return;
         }
         write(
-          `Downloading ${event.repo} (${event.dtype}, revision ${event.revision} = ${event.commit.slice(0, 7)}): ` +
+          `Downloading ${event.repo} (${variant}, revision ${event.revision} = ${event.commit.slice(0, 7)}): ` +
             `${toGet} file${toGet === 1 ? '' : 's'}, ${formatBytes(total)} into ${event.cacheDir}`,
         );
         if (tty) {
@@ -219,7 +220,7 @@ export async function runList(flags: CommonFlags & { json?: boolean }, io: Model
     io.stdout.write(`${JSON.stringify(models, null, 2)}\n`);
     return models;
   }
-  const { cacheDir } = resolveHubConfig({ ...options, offline: true });
+  const { cacheDir } = resolveCacheConfig(options);
   if (models.length === 0) {
     io.stderr.write(`No models in the cache at ${cacheDir}\n`);
     return models;
@@ -236,7 +237,11 @@ export async function runList(flags: CommonFlags & { json?: boolean }, io: Model
 
 export async function runRemove(model: string, flags: CommonFlags, io: ModelsIO = defaultIO()): Promise<void> {
   const removed = await removeCachedModel(resolveModelId(model), hubOptions(flags));
-  io.stdout.write(`Removed ${removed.repo} (${formatBytes(removed.freedBytes)}) from ${removed.path}\n`);
+  io.stdout.write(
+    removed.linkTarget !== undefined
+      ? `Removed the link ${removed.path} to ${removed.linkTarget} (${removed.repo}); the folder it names is left as it is\n`
+      : `Removed ${removed.repo} (${formatBytes(removed.freedBytes)}) from ${removed.path}\n`,
+  );
 }
 
 export async function runInfo(

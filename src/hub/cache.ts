@@ -10,12 +10,13 @@
  *   {cacheDir}/.locks/models--{org}--{name}/{etag}.whisper-ts.lock
  */
 import { randomBytes } from 'node:crypto';
-import { copyFile, lstat, mkdir, readdir, readFile, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { WhisperError } from '../errors.js';
-import { resolveHubConfig } from './config.js';
+import { resolveCacheConfig } from './config.js';
 import { DTYPES, dtypesPresent, type Dtype } from './dtypes.js';
 import { resolveModelId } from './names.js';
+import { isLockHeld } from './lock.js';
 import type { CachedModel, CachedRevision, HubOptions, RemovedModel } from './types.js';
 import { assertRepoId, COMMIT_RE } from './validate.js';
 
@@ -232,7 +233,7 @@ function repoFromFolder(name: string): string | undefined {
 
 /** Every model repo in the cache (huggingface_hub's and ours alike), sorted by repo id. */
 export async function listCachedModels(options: Pick<HubOptions, 'cacheDir'> = {}): Promise<CachedModel[]> {
-  const { cacheDir } = resolveHubConfig({ ...options, offline: true });
+  const { cacheDir } = resolveCacheConfig(options);
   let entries;
   try {
     entries = await readdir(cacheDir, { withFileTypes: true });
@@ -242,7 +243,8 @@ export async function listCachedModels(options: Pick<HubOptions, 'cacheDir'> = {
   }
   const models: CachedModel[] = [];
   for (const entry of entries) {
-    if (!entry.isDirectory()) continue;
+    // a repo folder moved elsewhere and linked back (as huggingface_hub's scan_cache_dir still lists it)
+    if (!entry.isDirectory() && !(entry.isSymbolicLink() && (await isFolder(join(cacheDir, entry.name))))) continue;
     const repo = repoFromFolder(entry.name);
     if (repo === undefined) continue;
     models.push(await describeRepo(join(cacheDir, entry.name), repo));
@@ -250,7 +252,15 @@ export async function listCachedModels(options: Pick<HubOptions, 'cacheDir'> = {
   return models.sort((a, b) => a.repo.localeCompare(b.repo));
 }
 
-/** Locks of a live pull (ours, with a recent heartbeat) under `.locks/models--…`. */
+async function isFolder(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Locks of a live pull (ours: a holder alive on this host, or a recent heartbeat) under `.locks/models--…`. */
 async function activePull(cacheDir: string, repo: string): Promise<boolean> {
   const dir = locksDir(cacheDir, repo);
   let names: string[];
@@ -260,12 +270,7 @@ async function activePull(cacheDir: string, repo: string): Promise<boolean> {
     return false;
   }
   for (const name of names) {
-    if (!name.endsWith('.whisper-ts.lock')) continue;
-    try {
-      if (Date.now() - (await stat(join(dir, name))).mtimeMs < 30_000) return true;
-    } catch {
-      // gone meanwhile
-    }
+    if (name.endsWith('.whisper-ts.lock') && (await isLockHeld(join(dir, name)))) return true;
   }
   return false;
 }
@@ -277,22 +282,27 @@ async function activePull(cacheDir: string, repo: string): Promise<boolean> {
 export async function removeCachedModel(name: string, options: Pick<HubOptions, 'cacheDir'> = {}): Promise<RemovedModel> {
   // a size name (tiny.en, large-v3 …) as pullModel and modelInfo take it, or a repo id
   const repo = resolveModelId(name);
-  const { cacheDir } = resolveHubConfig({ ...options, offline: true });
+  const { cacheDir } = resolveCacheConfig(options);
   const repoDir = repoCacheDir(cacheDir, repo);
+  let link: string | undefined;
   try {
-    if (!(await lstat(repoDir)).isDirectory()) throw new Error('not a folder');
+    const entry = await lstat(repoDir);
+    if (entry.isSymbolicLink() && (await isFolder(repoDir))) link = await readlink(repoDir);
+    else if (!entry.isDirectory()) throw new Error('not a folder');
   } catch {
     throw new WhisperError('E_HUB_NOT_FOUND', `${repo} is not in the cache (${cacheDir})`);
   }
   if (await activePull(cacheDir, repo)) {
     throw new WhisperError('E_IO', `${repo} is being downloaded by another process right now; try again when it has finished`);
   }
-  const { sizeOnDisk } = await describeRepo(repoDir, repo);
+  // a linked folder: the link goes, what it names stays (symlinks are never followed to delete)
+  const { sizeOnDisk } = link === undefined ? await describeRepo(repoDir, repo) : { sizeOnDisk: 0 };
   try {
-    await rm(repoDir, { recursive: true, force: true });
+    if (link !== undefined) await unlink(repoDir);
+    else await rm(repoDir, { recursive: true, force: true });
     await rm(locksDir(cacheDir, repo), { recursive: true, force: true });
   } catch (error) {
     throw new WhisperError('E_IO', `could not remove ${repoDir}: ${(error as Error).message}`, { cause: error });
   }
-  return { repo, path: repoDir, freedBytes: sizeOnDisk };
+  return { repo, path: repoDir, freedBytes: sizeOnDisk, ...(link !== undefined ? { linkTarget: link } : {}) };
 }

@@ -104,15 +104,24 @@ function checkToken(token: string): string {
   return token;
 }
 
-export function resolveHubConfig(options: HubOptions = {}, env: Env = process.env): ResolvedHubConfig {
-  const endpoint = normalizeEndpoint(options.endpoint ?? nonEmpty(env.HF_ENDPOINT) ?? DEFAULT_ENDPOINT);
+/**
+ * What work on the cache alone needs (listing, removing, an offline pull): the cache folder and the offline switch.
+ * The network settings (endpoint, proxy, timeouts) are neither read nor checked, so a bad one does not stop them.
+ */
+export function resolveCacheConfig(options: HubOptions = {}, env: Env = process.env): Pick<ResolvedHubConfig, 'cacheDir' | 'offline'> {
   const cacheDir =
     options.cacheDir !== undefined
       ? resolve(isAbsolute(options.cacheDir) ? options.cacheDir : expandHome(options.cacheDir))
       : defaultCacheDir(env);
+  const offline = options.offline ?? (envTrue(env.HF_HUB_OFFLINE) || envTrue(env.TRANSFORMERS_OFFLINE));
+  return { cacheDir, offline };
+}
+
+export function resolveHubConfig(options: HubOptions = {}, env: Env = process.env): ResolvedHubConfig {
+  const endpoint = normalizeEndpoint(options.endpoint ?? nonEmpty(env.HF_ENDPOINT) ?? DEFAULT_ENDPOINT);
+  const { cacheDir, offline } = resolveCacheConfig(options, env);
   const token =
     options.token === false ? undefined : checkTokenOrUndefined(options.token ?? implicitToken(env));
-  const offline = options.offline ?? (envTrue(env.HF_HUB_OFFLINE) || envTrue(env.TRANSFORMERS_OFFLINE));
   const t = options.timeouts ?? {};
   const r = options.retry ?? {};
   let proxy: ResolvedHubConfig['proxy'];
@@ -122,9 +131,10 @@ export function resolveHubConfig(options: HubOptions = {}, env: Env = process.en
     const http = nonEmpty(env.http_proxy) ?? nonEmpty(env.HTTP_PROXY) ?? '';
     const https = nonEmpty(env.https_proxy) ?? nonEmpty(env.HTTPS_PROXY) ?? '';
     const noProxy = nonEmpty(env.no_proxy) ?? nonEmpty(env.NO_PROXY) ?? '';
-    proxy = http === '' && https === '' ? { kind: 'none' } : { kind: 'env', http, https, noProxy };
-    if (http !== '') checkProxyUrl(http);
-    if (https !== '') checkProxyUrl(https);
+    proxy =
+      http === '' && https === ''
+        ? { kind: 'none' }
+        : { kind: 'env', http: http === '' ? '' : checkProxyUrl(http), https: https === '' ? '' : checkProxyUrl(https), noProxy };
   }
   return {
     endpoint,
@@ -149,7 +159,9 @@ function checkTokenOrUndefined(token: string | undefined): string | undefined {
   return token === undefined || token === '' ? undefined : checkToken(token);
 }
 
-function checkProxyUrl(raw: string): string {
+/** Checks a proxy URL; `host:port` without a scheme means http, as curl and Python's httpx read it. */
+function checkProxyUrl(value: string): string {
+  const raw = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
   let url: URL;
   try {
     url = new URL(raw);

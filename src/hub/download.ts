@@ -65,6 +65,21 @@ async function fetchInto(d: BlobDownload, incomplete: string, have: number): Pro
     await res.body.dump().catch(() => undefined);
     throw new HubStatusError(res.status, res.headers, res.url, res.tokenSent);
   }
+  // The file's whole size as this answer gives it (Content-Length of a 200, the total of a 206's Content-Range):
+  // a server whose file is not the size the Hub announced will never send the rest, and resuming would not help.
+  const total =
+    res.status === 200
+      ? Number(res.headers['content-length'] ?? Number.NaN)
+      : Number(/\/(\d+)$/.exec(res.headers['content-range'] ?? '')?.[1] ?? Number.NaN);
+  if (d.expectedSize !== undefined && Number.isFinite(total) && total !== d.expectedSize) {
+    await res.body.dump().catch(() => undefined);
+    await rm(incomplete, { force: true });
+    throw new WhisperError(
+      'E_HUB_INTEGRITY',
+      `${d.ctx.file} of ${d.ctx.repo}: the server sends a file of ${total} bytes, but announced ${d.expectedSize}; ` +
+        'the mirror or the Hub has an inconsistent copy, nothing was kept',
+    );
+  }
   // A 200 to a range request means the server ignored the range: the file starts over.
   let fileBytes = append ? have : 0;
   d.onStart?.(fileBytes);

@@ -11,7 +11,7 @@ export { pullModel, findCachedModel, SIDE_FILES } from './pull.js';
 export { modelInfo } from './info.js';
 export { listCachedModels, removeCachedModel, repoFolderName } from './cache.js';
 export { resolveModelId, MODEL_NAMES, MODEL_SIZES } from './names.js';
-export { defaultCacheDir, resolveHubConfig, DEFAULT_ENDPOINT, DEFAULT_REVISION } from './config.js';
+export { defaultCacheDir, resolveCacheConfig, resolveHubConfig, DEFAULT_ENDPOINT, DEFAULT_REVISION } from './config.js';
 export { DTYPE_SUFFIX, DTYPES, DEFAULT_PULL_DTYPE, isDtype, onnxFilesFor, type Dtype } from './dtypes.js';
 export type {
   CachedModel,

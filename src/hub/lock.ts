@@ -45,6 +45,12 @@ async function readBody(path: string): Promise<LockBody | undefined> {
   return undefined;
 }
 
+/**
+ * Whether a lock can be taken over. On this host the holder's pid decides: a holder that is alive keeps its lock
+ * however old its heartbeat (a process stopped with Ctrl-Z or a machine waking from sleep has not refreshed it yet),
+ * unless the heartbeat is far older than `staleMs` (its pid may have been reused); a dead one loses it at once.
+ * From another host (a shared cache), or unreadable, only the heartbeat's age tells.
+ */
 async function isStale(path: string, staleMs: number): Promise<boolean> {
   let mtimeMs: number;
   try {
@@ -52,9 +58,26 @@ async function isStale(path: string, staleMs: number): Promise<boolean> {
   } catch {
     return false; // gone: the next create attempt will tell
   }
-  if (Date.now() - mtimeMs > staleMs) return true;
+  const age = Date.now() - mtimeMs;
   const body = await readBody(path);
-  return body !== undefined && body.host === hostname() && body.pid !== process.pid && !isAlive(body.pid);
+  if (body !== undefined && body.host === hostname()) {
+    if (body.pid !== process.pid && !isAlive(body.pid)) return true;
+    return age > staleMs * SAME_HOST_PATIENCE;
+  }
+  return age > staleMs;
+}
+
+/** How many heartbeat periods (`staleMs`) a live holder on this host may go without one. */
+const SAME_HOST_PATIENCE = 20;
+
+/** Whether another process (or task) holds the lock at `path` now. */
+export async function isLockHeld(path: string, staleMs = 30_000): Promise<boolean> {
+  try {
+    await stat(path);
+  } catch {
+    return false;
+  }
+  return !(await isStale(path, staleMs));
 }
 
 /** Holds `lockPath` while `fn` runs; waits (polling) while another process or task holds it. */

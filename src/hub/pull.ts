@@ -12,7 +12,7 @@ import {
   snapshotFileReady,
   writeRef,
 } from './cache.js';
-import { DEFAULT_REVISION, resolveHubConfig, type ResolvedHubConfig } from './config.js';
+import { DEFAULT_REVISION, resolveCacheConfig, resolveHubConfig, type ResolvedHubConfig } from './config.js';
 import { downloadBlob } from './download.js';
 import { DEFAULT_PULL_DTYPE, dtypesPresent, isDtype, isExternalDataOf, onnxFilesFor, type Dtype } from './dtypes.js';
 import { HubClient, type RequestContext } from './http.js';
@@ -85,16 +85,32 @@ export async function fetchRepoInfo(
   return parseRepoInfo(json, repo);
 }
 
-/** The repo paths a pull of `dtype` fetches, from the repo's file list. */
-export function planFiles(siblings: readonly string[], dtype: Dtype, repo: string, revision: string): string[] {
+/** The variant of each graph a pull fetches. */
+export interface PullParts {
+  encoder: Dtype;
+  decoder: Dtype;
+}
+
+function partsLabel(parts: PullParts): string {
+  return parts.encoder === parts.decoder ? parts.encoder : `${parts.encoder} encoder / ${parts.decoder} decoder`;
+}
+
+/** The encoder and decoder files of `parts`, as repo paths. */
+function partFiles(parts: PullParts): { encoder: string; decoder: string } {
+  return { encoder: onnxFilesFor(parts.encoder).encoder, decoder: onnxFilesFor(parts.decoder).decoder };
+}
+
+/** The repo paths a pull of `dtype` (or of one variant per graph) fetches, from the repo's file list. */
+export function planFiles(siblings: readonly string[], dtype: Dtype | PullParts, repo: string, revision: string): string[] {
   const names = new Set(siblings);
-  const { encoder, decoder } = onnxFilesFor(dtype);
+  const parts = typeof dtype === 'string' ? { encoder: dtype, decoder: dtype } : dtype;
+  const { encoder, decoder } = partFiles(parts);
   const missing = [encoder, decoder].filter((f) => !names.has(f));
   if (missing.length > 0) {
     const available = dtypesPresent(names);
     throw new WhisperError(
       'E_HUB_NOT_FOUND',
-      `${repo}@${revision} has no ${dtype} weights (missing ${missing.join(', ')}); ` +
+      `${repo}@${revision} has no ${partsLabel(parts)} weights (missing ${missing.join(', ')}); ` +
         (available.length > 0 ? `dtypes available: ${available.join(', ')}` : 'it holds no Whisper ONNX files (onnx/encoder_model*.onnx)'),
     );
   }
@@ -105,14 +121,14 @@ export function planFiles(siblings: readonly string[], dtype: Dtype, repo: strin
 }
 
 /**
- * A usable snapshot of the repo in the cache for `revision`: with `dtype`'s two ONNX files, or (no dtype asked)
- * with any complete dtype.
+ * A usable snapshot of the repo in the cache for `revision`: with `dtype`'s two ONNX files (or each graph's own
+ * variant), or (no dtype asked) with any complete dtype.
  */
 export async function findCachedModel(
   cacheDir: string,
   repo: string,
   revision: string,
-  dtype: Dtype | undefined,
+  dtype: Dtype | PullParts | undefined,
 ): Promise<{ commit: string; path: string; dtypes: Dtype[] } | undefined> {
   const commit = await findCachedCommit(cacheDir, repo, revision);
   if (commit === undefined) return undefined;
@@ -126,18 +142,35 @@ export async function findCachedModel(
     // no onnx folder
   }
   const dtypes = dtypesPresent(onnx);
-  const usable = dtype !== undefined ? dtypes.includes(dtype) : dtypes.length > 0;
+  let usable = dtypes.length > 0;
+  if (typeof dtype === 'string') usable = dtypes.includes(dtype);
+  else if (dtype !== undefined) {
+    const wanted = partFiles(dtype);
+    usable = onnx.includes(wanted.encoder) && onnx.includes(wanted.decoder);
+  }
   return usable ? { commit, path: snapshotDir(repoDir, commit), dtypes } : undefined;
 }
 
-async function offlineError(config: ResolvedHubConfig, repo: string, revision: string, dtype: Dtype | undefined): Promise<WhisperError> {
-  const commit = await findCachedCommit(config.cacheDir, repo, revision);
-  const what = `${repo} (revision ${revision}${dtype !== undefined ? `, ${dtype}` : ''})`;
-  const partial = commit !== undefined ? `; the cache has revision ${commit.slice(0, 7)} but without ${dtype ?? 'any complete'} ONNX weights` : '';
+async function offlineError(
+  cacheDir: string,
+  repo: string,
+  revision: string,
+  dtype: Dtype | PullParts | undefined,
+): Promise<WhisperError> {
+  const commit = await findCachedCommit(cacheDir, repo, revision);
+  const label = dtype === undefined ? undefined : typeof dtype === 'string' ? dtype : partsLabel(dtype);
+  const what = `${repo} (revision ${revision}${label !== undefined ? `, ${label}` : ''})`;
+  const partial = commit !== undefined ? `; the cache has revision ${commit.slice(0, 7)} but without ${label ?? 'any complete'} ONNX weights` : '';
+  // `models pull` takes one dtype: one command per variant the two graphs need
+  const variants = dtype === undefined ? [undefined] : typeof dtype === 'string' ? [dtype] : [...new Set([dtype.encoder, dtype.decoder])];
+  const revisionFlag = revision !== DEFAULT_REVISION ? ` --revision ${revision}` : '';
+  const pulls = variants
+    .map((d) => `whisper-ts models pull ${repo}${revisionFlag}${d !== undefined ? ` --dtype ${d}` : ''}`)
+    .join(' and ');
   return new WhisperError(
     'E_HUB_OFFLINE',
-    `offline mode (HF_HUB_OFFLINE) is on and ${what} is not in the cache at ${config.cacheDir}${partial}. ` +
-      `Pull it first while online (whisper-ts models pull ${repo}${dtype !== undefined ? ` --dtype ${dtype}` : ''}), or unset HF_HUB_OFFLINE.`,
+    `offline mode (HF_HUB_OFFLINE) is on and ${what} is not in the cache at ${cacheDir}${partial}. ` +
+      `Pull it first while online (${pulls}), or unset HF_HUB_OFFLINE.`,
   );
 }
 
@@ -190,17 +223,27 @@ export async function pullModel(id: string, options: PullOptions = {}): Promise<
   assertRevision(revision);
   const askedDtype = checkDtype(options.dtype);
   const dtype = askedDtype ?? DEFAULT_PULL_DTYPE;
-  const config = resolveHubConfig(options);
+  const askedEncoder = checkDtype(options.encoderDtype);
+  const askedDecoder = checkDtype(options.decoderDtype);
+  // one graph in another variant: both graphs' variants are what the pull needs (and what the cache must hold)
+  const parts: PullParts | undefined =
+    askedEncoder !== undefined || askedDecoder !== undefined
+      ? { encoder: askedEncoder ?? dtype, decoder: askedDecoder ?? dtype }
+      : undefined;
+  const asked = parts ?? askedDtype;
   const { signal } = options;
   throwIfAborted(signal);
   const emit = (event: PullProgressEvent): void => options.onProgress?.(event);
 
-  if (config.offline) {
-    const hit = await findCachedModel(config.cacheDir, repo, revision, askedDtype);
-    if (hit === undefined) throw await offlineError(config, repo, revision, askedDtype);
+  // offline, the network settings are not read (a bad endpoint or proxy does not stop the cache from being used)
+  const local = resolveCacheConfig(options);
+  if (local.offline) {
+    const hit = await findCachedModel(local.cacheDir, repo, revision, asked);
+    if (hit === undefined) throw await offlineError(local.cacheDir, repo, revision, asked);
     emit({ type: 'cache-hit', repo, commit: hit.commit, path: hit.path, reason: 'offline' });
     return hit.path;
   }
+  const config = resolveHubConfig(options);
 
   const client = new HubClient(config, signal);
   try {
@@ -215,7 +258,7 @@ export async function pullModel(id: string, options: PullOptions = {}): Promise<
       info = await fetchRepoInfo(client, repo, revision, { retries: 0 });
     } catch (error) {
       if (!isWhisperError(error) || error.code !== 'E_HUB_NETWORK') throw error;
-      const hit = await findCachedModel(config.cacheDir, repo, revision, askedDtype);
+      const hit = await findCachedModel(config.cacheDir, repo, revision, asked);
       if (hit !== undefined) {
         emit({ type: 'cache-hit', repo, commit: hit.commit, path: hit.path, reason: 'network-error', detail: error.message });
         return hit.path;
@@ -231,7 +274,7 @@ export async function pullModel(id: string, options: PullOptions = {}): Promise<
         onRetry: (i) => onRetry(undefined)({ ...i, attempt: i.attempt + 1, retries: all }),
       });
     }
-    return await download(client, config, repo, revision, dtype, info, emit);
+    return await download(client, config, repo, revision, parts ?? { encoder: dtype, decoder: dtype }, info, emit);
   } finally {
     await client.close();
   }
@@ -242,7 +285,7 @@ async function download(
   config: ResolvedHubConfig,
   repo: string,
   revision: string,
-  dtype: Dtype,
+  parts: PullParts,
   info: RepoInfo,
   emit: (event: PullProgressEvent) => void,
 ): Promise<string> {
@@ -250,7 +293,7 @@ async function download(
   const repoDir = repoCacheDir(config.cacheDir, repo);
   const paths = planFiles(
     info.siblings.map((s) => s.path),
-    dtype,
+    parts,
     repo,
     revision,
   );
@@ -292,7 +335,8 @@ async function download(
     repo,
     revision,
     commit,
-    dtype,
+    dtype: parts.decoder,
+    ...(parts.encoder !== parts.decoder ? { parts } : {}),
     files: files.map((f) => ({ path: f.path, size: f.size, cached: f.cached || f.needsDownload !== true })),
     downloadBytes: totalBytes,
     cacheDir: config.cacheDir,

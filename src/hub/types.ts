@@ -27,6 +27,8 @@ export type PullProgressEvent =
       revision: string;
       commit: string;
       dtype: Dtype;
+      /** Set when the encoder or the decoder is pulled in another variant than `dtype`. */
+      parts?: { encoder: Dtype; decoder: Dtype };
       files: readonly { path: string; size: number | undefined; cached: boolean }[];
       /** Bytes still to fetch (0: everything is in the cache). */
       downloadBytes: number;
@@ -55,6 +57,10 @@ export interface HubOptions {
   revision?: string | undefined;
   /** Weight variant to fetch. Default q8. */
   dtype?: Dtype | undefined;
+  /** The encoder's variant, when it differs from `dtype` (as `loadModel`'s `encoderDtype`). */
+  encoderDtype?: Dtype | undefined;
+  /** The decoder's variant, when it differs from `dtype` (as `loadModel`'s `decoderDtype`). */
+  decoderDtype?: Dtype | undefined;
   signal?: AbortSignal | undefined;
   onProgress?: ((event: PullProgressEvent) => void) | undefined;
   timeouts?: HubTimeouts | undefined;
@@ -97,6 +103,8 @@ export interface RemovedModel {
   repo: string;
   path: string;
   freedBytes: number;
+  /** Set when the repo's cache folder was a symbolic link: the link was removed, the folder it names was left. */
+  linkTarget?: string;
 }
 
 export interface HubFileInfo {

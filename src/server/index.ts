@@ -93,6 +93,8 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
   };
   const modelDir = await resolveModelSource(o.model, {
     ...(load.dtype ? { dtype: load.dtype } : {}),
+    ...(load.encoderDtype ? { encoderDtype: load.encoderDtype } : {}),
+    ...(load.decoderDtype ? { decoderDtype: load.decoderDtype } : {}),
     ...(o.onDownload ? { onProgress: o.onDownload } : {}),
     ...(load.endpoint !== undefined ? { endpoint: load.endpoint } : {}),
     ...(load.cacheDir !== undefined ? { cacheDir: load.cacheDir } : {}),

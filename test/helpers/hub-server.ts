@@ -47,7 +47,9 @@ export type Fault =
   | { kind: 'cut'; path: string; at: number; times?: number }
   | { kind: 'stall'; path: string; at: number; times?: number }
   | { kind: 'corrupt'; path: string; at: number; times?: number }
-  | { kind: 'status'; path: string; status: number; times?: number };
+  | { kind: 'status'; path: string; status: number; times?: number }
+  /** The resolve answer announces a size `by` bytes off the file's real one (a mirror with an inconsistent copy). */
+  | { kind: 'announce'; path: string; by: number; times?: number };
 
 export interface HubServerOptions {
   repos: Record<string, ServedRepo>;
@@ -276,7 +278,8 @@ export class HubServer {
     if (file.lfs && mode !== 'none') {
       res.statusCode = 302;
       res.setHeader('X-Linked-Etag', `"${file.sha256}"`);
-      res.setHeader('X-Linked-Size', String(file.size));
+      const announce = this.takeFault(path, ['announce']);
+      res.setHeader('X-Linked-Size', String(file.size + (announce?.kind === 'announce' ? announce.by : 0)));
       res.setHeader('ETag', `"${file.sha256}"`);
       res.setHeader('Location', `${mode === 'absolute' ? this.cdnUrl : ''}/cdn/${file.sha256}?X-Amz-Signature=abc&Expires=1`);
       res.setHeader('Content-Length', '0');
