@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -277,6 +277,33 @@ describe('decoding through ffmpeg', () => {
     expect(maxAbsDiff(fromWav, jfk.subarray(0, 2.5 * 16000))).toBe(0);
     expect((await decodeAudio(JFK, { maxSeconds: 60 })).length).toBe(JFK_SAMPLES);
     await expectError(decodeAudio(JFK, { maxSeconds: 0 }), 'E_OPTIONS', 'maxSeconds');
+  });
+
+  it('a WAV over 2 GiB (Node reads no file that large in one piece) is decoded by ffmpeg, which streams it', async () => {
+    // jfk's samples, then silence to past 2 GiB: a sparse file, so nothing is written to disk for the silence
+    const pcm = Buffer.from(Int16Array.from(jfk, (x) => Math.round(x * 32768)).buffer);
+    const size = 2 ** 31 + 4096;
+    const header = Buffer.alloc(44);
+    header.write('RIFF', 0);
+    header.writeUInt32LE(size - 8, 4);
+    header.write('WAVEfmt ', 8);
+    header.writeUInt32LE(16, 16);
+    header.writeUInt16LE(1, 20); // PCM
+    header.writeUInt16LE(1, 22); // mono
+    header.writeUInt32LE(16000, 24);
+    header.writeUInt32LE(32000, 28);
+    header.writeUInt16LE(2, 32);
+    header.writeUInt16LE(16, 34);
+    header.write('data', 36);
+    header.writeUInt32LE(size - 44, 40);
+    const big = join(dir, 'big.wav');
+    writeFileSync(big, Buffer.concat([header, pcm]));
+    truncateSync(big, size);
+    const samples = await decodeAudio(big, { maxSeconds: 12 });
+    expect(samples.length).toBe(12 * 16000);
+    expect(maxAbsDiff(samples.subarray(0, JFK_SAMPLES), jfk)).toBe(0);
+    expect(Math.max(...samples.subarray(JFK_SAMPLES).map(Math.abs))).toBe(0);
+    rmSync(big);
   });
 
   it('pipes bytes to ffmpeg when no temporary file can be written', async () => {

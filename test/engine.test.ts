@@ -153,7 +153,7 @@ describe('long-form: longform_en (4.85 min) with whisper-base', () => {
       prevEnd = s.end;
     }
     expect(got.map((s) => s.id)).toEqual(got.map((_, i) => i));
-    expect(progress.at(-1)).toBeCloseTo(info.duration, 0);
+    expect(progress.at(-1)).toBe(info.duration); // 100 %, though the seek counts whole 10-ms frames
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     const wer = score(join(EVAL, 'longform_en'), new Map([[basename(file), got.map((s) => s.text).join('')]]), 'en');
     return { got, wer };

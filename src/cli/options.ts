@@ -65,3 +65,8 @@ export function givenOptions(opts: Record<string, unknown>, scope: 'load' | 'cal
   }
   return out;
 }
+
+/** An input argument as a path: `-` is standard input (as most audio tools read it). */
+export function inputPath(arg: string): string {
+  return arg === '-' && process.platform !== 'win32' ? '/dev/stdin' : arg;
+}

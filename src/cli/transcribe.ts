@@ -15,7 +15,7 @@ import {
   WhisperError,
 } from '../index.js';
 import { EXIT, describeError } from './exit-codes.js';
-import { addOptionFlags, givenOptions } from './options.js';
+import { addOptionFlags, givenOptions, inputPath } from './options.js';
 import { createProgress } from './progress.js';
 import { createPullReporter } from './models.js';
 
@@ -29,7 +29,7 @@ export interface CliIo {
 export function transcribeCommand(io: CliIo): Command {
   const cmd = new Command('transcribe')
     .description('transcribe (or translate) audio and video files')
-    .argument('<files...>', 'audio or video files (WAV natively; anything else through ffmpeg)')
+    .argument('<files...>', 'audio or video files (WAV natively; anything else through ffmpeg); - reads standard input')
     .addOption(
       new Option('-f, --output-format <format>', 'output file format(s)')
         .choices([...OUTPUT_FORMATS, 'all'])
@@ -47,7 +47,7 @@ export function transcribeCommand(io: CliIo): Command {
     .showHelpAfterError();
   addOptionFlags(cmd, 'all');
   cmd.action(async (files: string[], opts: Record<string, unknown>) => {
-    io.setExitCode(await runTranscribe(files, opts, io));
+    io.setExitCode(await runTranscribe(files.map(inputPath), opts, io));
   });
   return cmd;
 }

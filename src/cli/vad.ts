@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { decodeAudio } from '../audio/index.js';
 import { WhisperError } from '../errors.js';
 import { VAD_DEFAULTS, VAD_SAMPLE_RATE, loadVad, spansToSeconds, type VadOptions } from '../vad/index.js';
+import { inputPath } from './options.js';
 
 export interface VadIO {
   stdout: NodeJS.WritableStream;
@@ -55,7 +56,7 @@ const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 export function vadCommand(io: Partial<VadIO> = {}): Command {
   const command = new Command('vad')
     .description('print the speech spans Silero VAD (v5) finds in an audio file, in seconds')
-    .argument('<file>', 'audio file (WAV natively, anything else through ffmpeg)');
+    .argument('<file>', 'audio file (WAV natively, anything else through ffmpeg); - reads standard input');
   for (const { flag, help } of Object.values(FLAGS)) {
     command.option(flag, help, parseNumber(flag.split(' ')[0] as string));
   }
@@ -69,7 +70,7 @@ export function vadCommand(io: Partial<VadIO> = {}): Command {
         const value = flags[key];
         if (typeof value === 'number') options[key] = value;
       }
-      const samples = await decodeAudio(file);
+      const samples = await decodeAudio(inputPath(file));
       const threads = typeof flags['threads'] === 'number' ? flags['threads'] : undefined;
       const vad = await loadVad(threads === undefined ? {} : { threads });
       let spans;

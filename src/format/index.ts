@@ -179,11 +179,29 @@ export interface VerboseJson {
     avg_logprob: number;
     compression_ratio: number;
     no_speech_prob: number;
+    /** The segment's words, with `segmentWords` (openai/whisper's JSON keeps them per segment). */
+    words?: VerboseWord[];
   }[];
-  words?: { word: string; start: number; end: number; probability: number }[];
+  /** Every word, as the OpenAI API's verbose_json lists them: no leading space (Whisper's tokens carry one). */
+  words?: VerboseWord[];
 }
 
-export function toVerboseJson(r: TranscriptionResult): VerboseJson {
+export interface VerboseWord {
+  word: string;
+  start: number;
+  end: number;
+  probability: number;
+}
+
+function verboseWord(w: { word: string; start: number; end: number; probability: number }): VerboseWord {
+  return { word: w.word.trim(), start: w.start, end: w.end, probability: w.probability };
+}
+
+/**
+ * A result in the OpenAI API's verbose_json shape. `segmentWords`: also give each segment its words (the CLI's json
+ * file, so that a word can be tied to its segment; the API lists them once, at the top).
+ */
+export function toVerboseJson(r: TranscriptionResult, options: { segmentWords?: boolean } = {}): VerboseJson {
   const out: VerboseJson = {
     task: r.info.task,
     language: LANGUAGE_NAMES[r.info.language] ?? r.info.language,
@@ -200,10 +218,11 @@ export function toVerboseJson(r: TranscriptionResult): VerboseJson {
       avg_logprob: s.avgLogprob,
       compression_ratio: s.compressionRatio,
       no_speech_prob: s.noSpeechProb,
+      ...(options.segmentWords === true && s.words ? { words: s.words.map(verboseWord) } : {}),
     })),
   };
   const words = r.segments.flatMap((s) => s.words ?? []);
-  if (words.length) out.words = words.map((w) => ({ ...w }));
+  if (words.length) out.words = words.map(verboseWord);
   return out;
 }
 
@@ -213,7 +232,7 @@ export function formatResult(r: TranscriptionResult, format: OutputFormat, subti
     case 'txt':
       return toTxt(r);
     case 'json':
-      return JSON.stringify(toVerboseJson(r), null, 2) + '\n';
+      return JSON.stringify(toVerboseJson(r, { segmentWords: true }), null, 2) + '\n';
     case 'srt':
       return toSrt(r, subtitles);
     case 'vtt':

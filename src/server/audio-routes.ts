@@ -43,9 +43,7 @@ export function renderResult(r: JobResult, req: Pick<AudioRequest, 'responseForm
       const v = toVerboseJson(result);
       const out: Record<string, unknown> = { ...v, text };
       if (!req.segments) delete out.segments;
-      // the OpenAI API's words carry no leading space (Whisper's tokens do: " Americans,")
       if (!req.words) delete out.words;
-      else out.words = (v.words ?? []).map((w) => ({ ...w, word: w.word.trim() }));
       return { contentType: 'application/json; charset=utf-8', body: JSON.stringify(out) };
     }
   }

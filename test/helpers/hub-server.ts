@@ -330,7 +330,7 @@ export class HubServer {
     try {
       for await (const chunk of stream as AsyncIterable<Buffer>) {
         let buf = chunk;
-        if (fault !== undefined && fault.kind !== 'status' && pos + buf.length > fault.at && fault.at >= pos) {
+        if (fault !== undefined && fault.kind !== 'status' && fault.kind !== 'announce' && pos + buf.length > fault.at && fault.at >= pos) {
           if (fault.kind === 'corrupt') {
             buf = Buffer.from(buf);
             buf[fault.at - pos] = (buf[fault.at - pos] ?? 0) ^ 0xff;
