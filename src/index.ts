@@ -7,6 +7,7 @@ import { resolveLoadOptions, type LoadOptions, type OptionalInput } from './opti
 import { Whisper } from './whisper.js';
 import { exactSignedInt8Kernels, optimizeDecoder, optimizeEncoder } from './runtime/optimize.js';
 import { assertDeviceAvailable } from './runtime/session.js';
+export { assertDeviceAvailable } from './runtime/session.js';
 
 export {
   Whisper,

@@ -158,8 +158,8 @@ describe('whisper-ts CLI', () => {
     expect(q.code, q.stderr).toBe(0);
     expect(q.stdout).toMatch(/ask what you can do for your country/i);
     expect(q.stderr).toBe('');
-    // `-` is standard input
-    const piped = await run('sh', ['-c', `"${process.execPath}" "${BIN}" transcribe - --model "${TINY_EN}" --threads 2 --quiet < "${JFK}"`], {
+    // `-` is standard input (a pipe)
+    const piped = await run('sh', ['-c', `cat "${JFK}" | "${process.execPath}" "${BIN}" transcribe - --model "${TINY_EN}" --threads 2 --quiet`], {
       env: { ...process.env, HF_HUB_OFFLINE: '1' },
     });
     expect(piped.stdout).toBe(q.stdout);

@@ -640,7 +640,7 @@ describe('concurrency, proxy and cache management', () => {
     mkdirSync(locksDir(cacheDir, TINY), { recursive: true });
     const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     try {
-      writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't' }));
+      writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't', ns: readlinkSync('/proc/self/ns/pid') }));
       const old = new Date(Date.now() - 120_000); // four heartbeat periods late: stopped with Ctrl-Z, or asleep
       utimesSync(lock, old, old);
       let waited = false;
@@ -653,11 +653,14 @@ describe('concurrency, proxy and cache management', () => {
       holder.kill('SIGKILL');
       await new Promise((resolve) => holder.once('exit', resolve));
     }
+    // a dead pid in another pid namespace (a container sharing the host name and the cache) is not ours to judge:
+    // its fresh heartbeat keeps the lock
+    writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't', ns: 'pid:[1]' }));
+    expect((await rejection(removeCachedModel('tiny.en', { cacheDir }))).message).toContain('being downloaded by another process');
     // the holder died (a killed pull): its fresh lock no longer stops anyone
-    const now = new Date();
-    utimesSync(lock, now, now);
+    writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't', ns: readlinkSync('/proc/self/ns/pid') }));
     expect(await withFileLock(lock, async () => 'taken', { signal: AbortSignal.timeout(2000) })).toBe('taken');
-    writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't' }));
+    writeFileSync(lock, JSON.stringify({ pid: holder.pid, host: hostname(), token: 't', ns: readlinkSync('/proc/self/ns/pid') }));
     expect((await removeCachedModel('tiny.en', { cacheDir })).repo).toBe(TINY);
   });
 });

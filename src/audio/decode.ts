@@ -21,7 +21,7 @@ export interface DecodeAudioOptions {
 /**
  * Decodes an audio file (a path) or its bytes into mono 16 kHz float32 samples in [-1, 1).
  *
- * WAV (PCM 8/16/24/32-bit, float 32/64, RIFF/RIFX/RF64, WAVE_FORMAT_EXTENSIBLE) up to 1 GiB is parsed natively: the channels are
+ * WAV (PCM 8/16/24/32-bit, float 32/64, RIFF/RIFX/RF64, WAVE_FORMAT_EXTENSIBLE) up to 2 GiB is parsed natively: the channels are
  * averaged and other rates resampled to 16 kHz with a windowed-sinc filter; a 16-bit 16 kHz mono WAV gives exactly
  * int16 / 32768, as the reference does. Everything else (flac, mp3, ogg/opus, m4a, the audio of a video, WAVs in
  * other encodings) is decoded by ffmpeg as openai/whisper audio.py `load_audio` does.
@@ -46,8 +46,7 @@ export async function decodeAudio(
     const head = await readHead(input);
     // a pipe (/dev/stdin, bash's <(…), a FIFO) cannot be read twice nor at a position: its bytes, read once, in order
     if ('stream' in head) return decodeBytes(head.stream, input, ffmpeg);
-    // a WAV over NATIVE_WAV_MAX_BYTES goes to ffmpeg, which streams it: read whole, its bytes and their samples at
-    // the file's rate would be held at once (Node cannot read a file over 2 GiB in one piece at all)
+    // a WAV over NATIVE_WAV_MAX_BYTES goes to ffmpeg, which streams it (Node cannot read it in one piece)
     if (looksLikeWav(head.head) && head.size <= NATIVE_WAV_MAX_BYTES) {
       const bytes = await readAll(input);
       if (signal?.aborted) {
@@ -89,8 +88,8 @@ function toModelRate(samples: Float32Array, rate: number): Float32Array {
   return rate === SAMPLE_RATE ? samples : resample(samples, rate, SAMPLE_RATE);
 }
 
-/** WAV files up to this size are parsed natively; larger ones are decoded by ffmpeg (1 GiB: 9.3 h of 16-kHz 16-bit mono). */
-export const NATIVE_WAV_MAX_BYTES = 2 ** 30;
+/** WAV files up to this size are parsed natively; larger ones are decoded by ffmpeg (Node reads no file over 2 GiB whole). */
+export const NATIVE_WAV_MAX_BYTES = 2 ** 31 - 1;
 
 /**
  * The first 12 bytes of a file (enough to recognise a WAV), or all the bytes of a pipe or device (which can be read

@@ -51,12 +51,20 @@ export interface DecodeWindowOptions {
   extraFilters?: readonly LogitFilter[] | undefined;
   /**
    * Tokens expected to follow the forced ones (e.g. the live transcriber's previous hypothesis): a guess that makes
-   * greedy decoding faster when it is right and never changes what is chosen. They run through the decoder with the
+   * greedy decoding faster when it is right and does not change what is chosen. They run through the decoder with the
    * prompt, and each is kept only while it is the token greedy decoding picks at its place (speculative decoding with
-   * a draft that costs nothing). Ignored by beam search and sampling.
+   * a draft that costs nothing). Only the first MAX_DRAFT are used. Ignored by beam search and sampling, and by a
+   * decoder that quantizes its activations per tensor (`activations: 'int8'`): there the draft's positions would
+   * share the prompt's 8-bit scale and move every logit of the run.
    */
   draft?: readonly number[] | undefined;
 }
+
+/**
+ * The most draft tokens checked in a prompt run: each costs a position of the prompt run and its logits (51865
+ * floats); a live hypothesis after its committed words is rarely longer.
+ */
+const MAX_DRAFT = 48;
 
 export interface DecodingResult {
   /** Forced (timestamp, prefix) and chosen tokens, end-of-text excluded. */
@@ -191,8 +199,8 @@ export async function decodeWindow(
   const maxTotal = model.config.nTextCtx;
   // a draft fits in the context and in the token budget, and only greedy decoding can check it token by token
   const draft =
-    o.draft && rows === 1 && o.temperature === 0 && chooser instanceof GreedyChooser
-      ? o.draft.slice(0, Math.max(0, Math.min(o.maxNewTokens - 1, maxTotal - init.length - 1)))
+    o.draft && rows === 1 && o.temperature === 0 && chooser instanceof GreedyChooser && model.activations !== 'int8'
+      ? o.draft.slice(0, Math.max(0, Math.min(MAX_DRAFT, o.maxNewTokens - 1, maxTotal - init.length - 1)))
       : [];
   let input = draft.length > 0 ? [...init, ...draft] : init;
   const stats: RowStats = { logZ: Number.NaN };

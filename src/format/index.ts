@@ -179,7 +179,7 @@ export interface VerboseJson {
     avg_logprob: number;
     compression_ratio: number;
     no_speech_prob: number;
-    /** The segment's words, with `segmentWords` (openai/whisper's JSON keeps them per segment). */
+    /** The segment's words as Whisper writes them (leading space kept), with `segmentWords` (openai/whisper's JSON). */
     words?: VerboseWord[];
   }[];
   /** Every word, as the OpenAI API's verbose_json lists them: no leading space (Whisper's tokens carry one). */
@@ -193,8 +193,8 @@ export interface VerboseWord {
   probability: number;
 }
 
-function verboseWord(w: { word: string; start: number; end: number; probability: number }): VerboseWord {
-  return { word: w.word.trim(), start: w.start, end: w.end, probability: w.probability };
+function verboseWord(w: { word: string; start: number; end: number; probability: number }, trim: boolean): VerboseWord {
+  return { word: trim ? w.word.trim() : w.word, start: w.start, end: w.end, probability: w.probability };
 }
 
 /**
@@ -218,11 +218,11 @@ export function toVerboseJson(r: TranscriptionResult, options: { segmentWords?: 
       avg_logprob: s.avgLogprob,
       compression_ratio: s.compressionRatio,
       no_speech_prob: s.noSpeechProb,
-      ...(options.segmentWords === true && s.words ? { words: s.words.map(verboseWord) } : {}),
+      ...(options.segmentWords === true && s.words ? { words: s.words.map((w) => verboseWord(w, false)) } : {}),
     })),
   };
   const words = r.segments.flatMap((s) => s.words ?? []);
-  if (words.length) out.words = words.map(verboseWord);
+  if (words.length) out.words = words.map((w) => verboseWord(w, true));
   return out;
 }
 

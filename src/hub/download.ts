@@ -77,7 +77,7 @@ async function fetchInto(d: BlobDownload, incomplete: string, have: number): Pro
     throw new WhisperError(
       'E_HUB_INTEGRITY',
       `${d.ctx.file} of ${d.ctx.repo}: the server sends a file of ${total} bytes, but announced ${d.expectedSize}; ` +
-        'the mirror or the Hub has an inconsistent copy, nothing was kept',
+        'the mirror or the Hub has an inconsistent copy, or a proxy or captive portal answered instead; nothing was kept',
     );
   }
   // A 200 to a range request means the server ignored the range: the file starts over.

@@ -5,7 +5,8 @@
  * its pid on this host or by a heartbeat that stops.
  */
 import { hostname } from 'node:os';
-import { mkdir, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import { link, mkdir, open, readFile, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WhisperError } from '../errors.js';
@@ -22,6 +23,22 @@ interface LockBody {
   pid: number;
   host: string;
   token: string;
+  /** The holder's pid namespace (Linux): containers that share a host name and a cache need not see each other's pids. */
+  ns?: string;
+}
+
+let ownNamespace: string | null | undefined;
+
+/** This process's pid namespace (`pid:[4026531836]`), or null where /proc does not tell. */
+function pidNamespace(): string | null {
+  if (ownNamespace === undefined) {
+    try {
+      ownNamespace = readlinkSync('/proc/self/ns/pid');
+    } catch {
+      ownNamespace = null;
+    }
+  }
+  return ownNamespace;
 }
 
 function isAlive(pid: number): boolean {
@@ -37,7 +54,7 @@ async function readBody(path: string): Promise<LockBody | undefined> {
   try {
     const parsed = JSON.parse(await readFile(path, 'utf8')) as Partial<LockBody>;
     if (typeof parsed.pid === 'number' && typeof parsed.host === 'string' && typeof parsed.token === 'string') {
-      return { pid: parsed.pid, host: parsed.host, token: parsed.token };
+      return { pid: parsed.pid, host: parsed.host, token: parsed.token, ...(typeof parsed.ns === 'string' ? { ns: parsed.ns } : {}) };
     }
   } catch {
     // unreadable or being written: judged by age alone
@@ -45,26 +62,33 @@ async function readBody(path: string): Promise<LockBody | undefined> {
   return undefined;
 }
 
+/** Whether this process can see the holder's pid: the same host and (where known) the same pid namespace. */
+function seesPid(body: LockBody): boolean {
+  return body.host === hostname() && (body.ns ?? null) === pidNamespace();
+}
+
 /**
- * Whether a lock can be taken over. On this host the holder's pid decides: a holder that is alive keeps its lock
- * however old its heartbeat (a process stopped with Ctrl-Z or a machine waking from sleep has not refreshed it yet),
- * unless the heartbeat is far older than `staleMs` (its pid may have been reused); a dead one loses it at once.
- * From another host (a shared cache), or unreadable, only the heartbeat's age tells.
+ * Whether a lock can be taken over (and the token of the lock so judged). Where this process sees the holder's pid,
+ * the pid decides: a holder that is alive keeps its lock however old its heartbeat (a process stopped with Ctrl-Z or
+ * a machine waking from sleep has not refreshed it yet), unless the heartbeat is far older than `staleMs` (its pid
+ * may have been reused); a dead one loses it at once. Otherwise (another host or container on a shared cache, or an
+ * unreadable lock) only the heartbeat's age tells.
  */
-async function isStale(path: string, staleMs: number): Promise<boolean> {
+async function isStale(path: string, staleMs: number): Promise<{ stale: boolean; token?: string }> {
   let mtimeMs: number;
   try {
     mtimeMs = (await stat(path)).mtimeMs;
   } catch {
-    return false; // gone: the next create attempt will tell
+    return { stale: false }; // gone: the next create attempt will tell
   }
   const age = Date.now() - mtimeMs;
   const body = await readBody(path);
-  if (body !== undefined && body.host === hostname()) {
-    if (body.pid !== process.pid && !isAlive(body.pid)) return true;
-    return age > staleMs * SAME_HOST_PATIENCE;
+  const token = body === undefined ? {} : { token: body.token };
+  if (body !== undefined && seesPid(body)) {
+    if (body.pid !== process.pid && !isAlive(body.pid)) return { stale: true, ...token };
+    return { stale: age > staleMs * SAME_HOST_PATIENCE, ...token };
   }
-  return age > staleMs;
+  return { stale: age > staleMs, ...token };
 }
 
 /** How many heartbeat periods (`staleMs`) a live holder on this host may go without one. */
@@ -77,14 +101,20 @@ export async function isLockHeld(path: string, staleMs = 30_000): Promise<boolea
   } catch {
     return false;
   }
-  return !(await isStale(path, staleMs));
+  return !(await isStale(path, staleMs)).stale;
 }
 
 /** Holds `lockPath` while `fn` runs; waits (polling) while another process or task holds it. */
 export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, options: LockOptions = {}): Promise<T> {
   const staleMs = options.staleMs ?? 30_000;
   await mkdir(dirname(lockPath), { recursive: true });
-  const body: LockBody = { pid: process.pid, host: hostname(), token: `${process.pid}-${Date.now()}-${Math.random()}` };
+  const ns = pidNamespace();
+  const body: LockBody = {
+    pid: process.pid,
+    host: hostname(),
+    token: `${process.pid}-${Date.now()}-${Math.random()}`,
+    ...(ns !== null ? { ns } : {}),
+  };
   let waited = false;
   let delay = 50;
   for (;;) {
@@ -102,11 +132,15 @@ export async function withFileLock<T>(lockPath: string, fn: () => Promise<T>, op
         throw new WhisperError('E_IO', `could not create the lock file ${lockPath}: ${(error as Error).message}`, { cause: error });
       }
     }
-    if (await isStale(lockPath, staleMs)) {
+    const judged = await isStale(lockPath, staleMs);
+    if (judged.stale) {
       // Move the stale lock aside atomically: of several waiters, one rename wins and the others retry the create.
       const aside = `${lockPath}.stale-${process.pid}-${Math.random().toString(36).slice(2)}`;
       try {
         await rename(lockPath, aside);
+        // a faster waiter may have taken the stale lock over and made a new one meanwhile: that one goes back
+        // (link fails if yet another lock was made since)
+        if ((await readBody(aside))?.token !== judged.token) await link(aside, lockPath).catch(() => undefined);
         await unlink(aside).catch(() => undefined);
       } catch {
         // someone else took it over first

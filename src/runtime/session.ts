@@ -60,7 +60,8 @@ export async function createSession(
       ? await ort.InferenceSession.create(model, sessionOptions)
       : await ort.InferenceSession.create(model, sessionOptions);
   } catch (cause) {
-    if (options.device === 'cuda' && /cuda/i.test(String(cause))) {
+    // the CUDA provider's own failure (ExecutionProvider_Cuda, libonnxruntime_providers_cuda, libcudart, cudnn)
+    if (options.device === 'cuda' && /ExecutionProvider_Cuda|providers_cuda|libcu|cudnn/i.test(String(cause))) {
       throw new WhisperError('E_OPTIONS', `device 'cuda': ONNX Runtime's CUDA provider did not start (${String(cause)}); ${cudaHint()}`, { cause });
     }
     const what = typeof model === 'string' ? model : 'an in-memory model';

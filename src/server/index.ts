@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { resolveModelSource, type LoadModelOptions, type PullProgressEvent, type TranscribeOptions } from '../index.js';
+import { assertDeviceAvailable, resolveModelSource, type LoadModelOptions, type PullProgressEvent, type TranscribeOptions } from '../index.js';
 import { buildApp } from './app.js';
 import { LiveHub } from './live.js';
 import { ServerMetrics } from './metrics.js';
@@ -91,6 +91,7 @@ export async function startServer(options: Partial<ServerOptions> = {}): Promise
     threads: o.load.threads || threadsPerWorker(o.concurrency),
     batchConcurrentCalls: o.load.batchConcurrentCalls ?? o.jobsPerWorker > 1,
   };
+  assertDeviceAvailable(load.device); // before a download
   const modelDir = await resolveModelSource(o.model, {
     ...(load.dtype ? { dtype: load.dtype } : {}),
     ...(load.encoderDtype ? { encoderDtype: load.encoderDtype } : {}),

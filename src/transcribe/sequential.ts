@@ -286,7 +286,7 @@ export async function transcribeSequential(
       ctx.onProgress?.({ done: Math.min(duration, (seek * HOP_LENGTH) / SAMPLE_RATE), total: duration });
     }
     // the seek counts whole mel frames (10 ms): the last one may fall short of the audio's end
-    ctx.onProgress?.({ done: duration, total: duration });
+    if ((seek * HOP_LENGTH) / SAMPLE_RATE < duration) ctx.onProgress?.({ done: duration, total: duration });
   }
   return { info, segments: run() };
 }
