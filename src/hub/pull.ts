@@ -95,15 +95,21 @@ function partsLabel(parts: PullParts): string {
   return parts.encoder === parts.decoder ? parts.encoder : `${parts.encoder} encoder / ${parts.decoder} decoder`;
 }
 
-/** The encoder and decoder files of `parts`, as repo paths. */
-function partFiles(parts: PullParts): { encoder: string; decoder: string } {
+/** One dtype for both graphs, or each graph's own. */
+function toParts(dtype: Dtype | PullParts): PullParts {
+  return typeof dtype === 'string' ? { encoder: dtype, decoder: dtype } : dtype;
+}
+
+/** The encoder and decoder files of `dtype`, as repo paths. */
+function partFiles(dtype: Dtype | PullParts): { encoder: string; decoder: string } {
+  const parts = toParts(dtype);
   return { encoder: onnxFilesFor(parts.encoder).encoder, decoder: onnxFilesFor(parts.decoder).decoder };
 }
 
 /** The repo paths a pull of `dtype` (or of one variant per graph) fetches, from the repo's file list. */
 export function planFiles(siblings: readonly string[], dtype: Dtype | PullParts, repo: string, revision: string): string[] {
   const names = new Set(siblings);
-  const parts = typeof dtype === 'string' ? { encoder: dtype, decoder: dtype } : dtype;
+  const parts = toParts(dtype);
   const { encoder, decoder } = partFiles(parts);
   const missing = [encoder, decoder].filter((f) => !names.has(f));
   if (missing.length > 0) {
@@ -142,12 +148,8 @@ export async function findCachedModel(
     // no onnx folder
   }
   const dtypes = dtypesPresent(onnx);
-  let usable = dtypes.length > 0;
-  if (typeof dtype === 'string') usable = dtypes.includes(dtype);
-  else if (dtype !== undefined) {
-    const wanted = partFiles(dtype);
-    usable = onnx.includes(wanted.encoder) && onnx.includes(wanted.decoder);
-  }
+  const wanted = dtype === undefined ? undefined : partFiles(dtype);
+  const usable = wanted === undefined ? dtypes.length > 0 : onnx.includes(wanted.encoder) && onnx.includes(wanted.decoder);
   return usable ? { commit, path: snapshotDir(repoDir, commit), dtypes } : undefined;
 }
 
@@ -158,11 +160,12 @@ async function offlineError(
   dtype: Dtype | PullParts | undefined,
 ): Promise<WhisperError> {
   const commit = await findCachedCommit(cacheDir, repo, revision);
-  const label = dtype === undefined ? undefined : typeof dtype === 'string' ? dtype : partsLabel(dtype);
+  const parts = dtype === undefined ? undefined : toParts(dtype);
+  const label = parts === undefined ? undefined : partsLabel(parts);
   const what = `${repo} (revision ${revision}${label !== undefined ? `, ${label}` : ''})`;
   const partial = commit !== undefined ? `; the cache has revision ${commit.slice(0, 7)} but without ${label ?? 'any complete'} ONNX weights` : '';
   // `models pull` takes one dtype: one command per variant the two graphs need
-  const variants = dtype === undefined ? [undefined] : typeof dtype === 'string' ? [dtype] : [...new Set([dtype.encoder, dtype.decoder])];
+  const variants = parts === undefined ? [undefined] : [...new Set([parts.encoder, parts.decoder])];
   const revisionFlag = revision !== DEFAULT_REVISION ? ` --revision ${revision}` : '';
   const pulls = variants
     .map((d) => `whisper-ts models pull ${repo}${revisionFlag}${d !== undefined ? ` --dtype ${d}` : ''}`)
