@@ -11,14 +11,16 @@
  * sees a constant and does the work once at load. The rewritten model goes to a cache folder, never next to the source
  * (which may be a read-only Hub snapshot).
  *
- * Why a float32 weight and not an integer MatMul: the replacement must not change which token wins. Teacher-forcing
- * the reference tokens of 96 eval files (8171 positions, whisper-base), MatMulInteger with DynamicQuantizeLinear on
- * the activation (what quantize_dynamic emits) moved logits by up to 1.3 and changed the argmax at 40 positions
- * (one of them in jfk.wav with timestamps); com.microsoft MatMulNBits (bits = 8, accuracy_level 4) by up to 0.9, 21
- * positions; MatMulNBits with float accumulation (accuracy_level 0) is exact but 4-7x slower than the original. The
- * float32 weight changes logits by at most 4.2e-5 (summation order only) and no argmax, at 7.5 ms/token against 21
- * for the original graph and 4.3 for MatMulInteger (2 threads; figures from bench/decoder-step.js and the
- * candidates' study). It costs disk and load time: 4 bytes per table entry (106 MB for base) in the cached copy.
+ * Why not the file's integer arithmetic: the replacement must not change which token wins. Teacher-forcing the
+ * reference tokens of 96 eval files (8171 positions, whisper-base), MatMulInteger with DynamicQuantizeLinear on the
+ * activation (what quantize_dynamic emits) moved logits by up to 1.3 and changed the argmax at 40 positions (one of
+ * them in jfk.wav with timestamps); com.microsoft MatMulNBits (bits = 8, accuracy_level 4) by up to 0.9, 21 positions;
+ * MatMulNBits with float accumulation (accuracy_level 0) is exact but 4-7x slower than the original. A float32 weight
+ * changes logits by at most 4.2e-5 (summation order only), at 7.5 ms/token against 21 for the original graph, but a
+ * step then reads 4 bytes per table entry (106 MB for base). So the table is dequantized to float32 first (the
+ * rewrite that finds the pattern), then `integerProjection` turns that product into one MatMulInteger on the file's
+ * 8-bit table with the activation split in three 8-bit parts: logits within 4.6e-5 of the float32 table's, no argmax
+ * changed (bench/projection-check.mjs), and 27 MB read per step (9.8 → 6.7 ms per cached step for base).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -44,7 +46,7 @@ import {
 } from './onnx-proto.js';
 
 /** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
-export const GRAPH_REWRITE_VERSION = 9;
+export const GRAPH_REWRITE_VERSION = 10;
 
 export interface OptimizeOptions {
   /**
@@ -70,6 +72,11 @@ export interface OptimizeOptions {
    * the files do (`rowQuantizedActivations`). Default false.
    */
   rowActivations?: boolean;
+  /**
+   * Decoders: compute the tied output projection of an 8-bit file as an integer product on the activation split in
+   * three 8-bit parts (`integerProjection`) instead of a float32 product on the dequantized table. Default true.
+   */
+  integerProjection?: boolean;
 }
 
 /** What a graph is: the decoder also gets padding inputs and step outputs. */
@@ -117,6 +124,8 @@ async function optimizeGraph(path: string, role: GraphRole, options: OptimizeOpt
     floatActivations,
     signedWeights: !floatActivations && (options.signedWeights ?? exactSignedInt8Kernels()),
     rowActivations: !floatActivations && options.rowActivations === true,
+    integerProjection: role === 'decoder' && options.integerProjection !== false,
+    signedProjection: role === 'decoder' && options.integerProjection !== false && exactSignedInt8Kernels(),
   };
   const key = `${source}\0${cacheDir}\0${variantTag(variant)}`;
   // Concurrent calls for the same file in this process share one rewrite.
@@ -134,11 +143,15 @@ interface Variant {
   floatActivations: boolean;
   signedWeights: boolean;
   rowActivations: boolean;
+  /** The decoder's `integerProjection`, and whether it reads its table as int8. */
+  integerProjection: boolean;
+  signedProjection: boolean;
 }
 
 function variantTag(v: Variant): string {
   const int8 = `${v.rowActivations ? 'int8row' : 'int8'}${v.signedWeights ? 's' : ''}`;
-  return `${v.role}-${v.floatActivations ? 'float' : int8}`;
+  const projection = v.role !== 'decoder' ? '' : !v.integerProjection ? '-p32' : v.signedProjection ? '-ps' : '';
+  return `${v.role}-${v.floatActivations ? 'float' : int8}${projection}`;
 }
 
 let signedKernels: boolean | undefined;
@@ -343,6 +356,10 @@ export function rewriteModel(
     signedWeights?: boolean;
     /** With int8 activations: quantize them per row (`rowQuantizedActivations`) instead of per tensor. */
     rowActivations?: boolean;
+    /** `integerProjection` (default true; false keeps the float32 table, for comparisons). */
+    integerProjection?: boolean;
+    /** `integerProjection` with the table as int8 (default: `exactSignedInt8Kernels()`). */
+    signedProjection?: boolean;
     /** `splitCachedSelfAttention` (default true with float activations; false keeps the presents, for comparisons). */
     splitSelfAttention?: boolean;
   } = {
@@ -373,6 +390,9 @@ export function rewriteModel(
     rewrites.push(...addLogitsFrom(graph, names));
     rewrites.push(...addLogSumExp(graph, names, defaultOpset(model)));
     rewrites.push(...addStepOutputs(graph, names));
+    if (variant.integerProjection !== false) {
+      rewrites.push(...integerProjection(graph, names, defaultOpset(model), variant.signedProjection ?? exactSignedInt8Kernels()));
+    }
     if (defaultOpset(model) >= 15) {
       rewrites.push(...groupSharedCrossAttention(graph, names));
       // only with float activations: with int8 ones, the new summation order moves the activations' 8-bit rounding
@@ -1057,6 +1077,146 @@ function addLogSumExp(main: GraphProto, names: Set<string>, opset: number): stri
   return changes;
 }
 
+/**
+ * The tied output projection of an 8-bit file as an integer product, as exact as the float32 one: the largest single
+ * cost of a cached decoding step is reading the projection's weight (51865 × 512 for base: 106 MB as the float32
+ * `dequantizedInitializer` makes it, 27 MB as the file's 8-bit table), and a step of one to eight rows is bound by
+ * that read, not by arithmetic. The files' own arithmetic (one 8-bit code per activation element) moves logits by up
+ * to 1.3 and changes argmaxes (see the top of this file), so each row of the activation is split into three 8-bit
+ * parts: x ≈ s₁·q₁ + s₂·q₂ + s₃·q₃ with s₁ = max|x| / 127, s₂ = s₁ / 254, s₃ = s₂ / 254 and each q the rounded rest
+ * over its scale, off by at most s₃ / 2 per element. The parts go through one MatMulInteger as rows of one batch (the
+ * table is read once for all), and the logits are Σ s_k·s_w·P_k. The table keeps the file's integers (as int8 when
+ * `signed`: see `exactSignedInt8Kernels`). Teacher-forced over the eval files' reference tokens this moves logits by
+ * at most 4.6e-5 (whisper-base; 2.5e-5 tiny.en), as float32 summation order does, and changes no argmax
+ * (bench/projection-check.mjs); the float32 table is dropped when nothing else reads it. Returns one line per site.
+ */
+/** How many 8-bit parts `integerProjection` splits the activation into: each divides the rounding error by 254 (two parts: logits 7e-3 off). */
+const PROJECTION_PARTS = 3;
+
+function integerProjection(main: GraphProto, names: Set<string>, opset: number, signed: boolean): string[] {
+  const changes: string[] = [];
+  if (opset < 13) return changes;
+  const found = logitsSites(main);
+  if (found === undefined) return changes;
+  const constants = new Map<string, string>();
+  const constant = (key: string, make: (name: string) => TensorProto): string => {
+    let name = constants.get(key);
+    if (name === undefined) {
+      name = uniqueName(`proj_int8_${key}`, names);
+      main.initializer = [...main.initializer, make(name)];
+      constants.set(key, name);
+    }
+    return name;
+  };
+  const floatConstant = (key: string, value: number): string =>
+    constant(key, (name) => newTensor({ name, data_type: DataType.FLOAT, dims: [], raw_data: new Uint8Array(Float32Array.of(value).buffer) }));
+  const i64 = (key: string, values: bigint[]): string =>
+    constant(key, (name) =>
+      newTensor({ name, data_type: DataType.INT64, dims: [values.length], raw_data: new Uint8Array(BigInt64Array.from(values).buffer) }),
+    );
+  const scalarI64 = (key: string, value: bigint): string =>
+    constant(key, (name) => newTensor({ name, data_type: DataType.INT64, dims: [], raw_data: new Uint8Array(BigInt64Array.of(value).buffer) }));
+  const tables = new Map<TensorProto, { weight: string; zero: string; scale: number }>();
+  for (const { graph, matmul } of found.sites) {
+    const [x, weightName] = matmul.input;
+    const [logits] = matmul.output;
+    if (!x || !weightName || !logits) continue;
+    const float = [...graph.initializer, ...main.initializer].find((t) => t.name === weightName);
+    const source = float === undefined ? undefined : dequantizedFrom.get(float);
+    if (float === undefined || source === undefined) continue;
+    let table = tables.get(float);
+    if (table === undefined) {
+      // the weight as MatMulInteger reads it, [d_model, vocab]: the file's integers, transposed when the graph did
+      const t = source.table.tensor;
+      const [rows, cols] = t.dims.map(int64ToNumber) as [number, number];
+      const raw = t.raw_data as Uint8Array;
+      const unsigned = t.data_type === DataType.UINT8;
+      const shift = signed && unsigned ? 128 : 0;
+      const out = new Uint8Array(raw.length);
+      if (source.transposed) {
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = ((raw[r * cols + c] as number) - shift) & 0xff;
+      } else for (let i = 0; i < raw.length; i++) out[i] = ((raw[i] as number) - shift) & 0xff;
+      const type = unsigned && !signed ? DataType.UINT8 : DataType.INT8;
+      const weight = uniqueName(`${(t.name ?? 'proj').replace(/_quantized$/, '')}_int8${source.transposed ? '_transposed' : ''}`, names);
+      const zero = uniqueName(`${weight}_zero_point`, names);
+      main.initializer = [
+        ...main.initializer,
+        newTensor({ name: weight, data_type: type, dims: source.transposed ? [cols, rows] : [rows, cols], raw_data: out }),
+        newTensor({ name: zero, data_type: type, dims: [], raw_data: Uint8Array.of((source.zeroPoint - shift) & 0xff) }),
+      ];
+      table = { weight, zero, scale: source.scale };
+      tables.set(float, table);
+    }
+    const tmp = (what: string): string => uniqueName(`${logits}_int8_${what}`, names);
+    const op = (op_type: string, input: string[], output: string, attribute: NodeProto['attribute'] = []): NodeProto =>
+      newNode({ name: uniqueName(`/proj_out/int8/${op_type}`, names), op_type, input, output: [output], attribute });
+    const int = (name: string, i: number): NodeProto['attribute'] => [newAttribute({ name, type: AttributeType.INT, i })];
+    const [abs, max, top] = [tmp('abs'), tmp('max'), tmp('top')];
+    const nodes: NodeProto[] = [
+      op('Abs', [x], abs),
+      op('ReduceMax', opset >= 18 ? [abs, i64('axes', [-1n])] : [abs], max, [
+        ...int('keepdims', 1),
+        ...(opset >= 18 ? [] : [newAttribute({ name: 'axes', type: AttributeType.INTS, ints: [-1] })]),
+      ]),
+      op('Max', [max, floatConstant('floor', 1e-30)], top),
+    ];
+    // part k: scale s_k (s_1 = max|x| / 127, then / 254 each), codes q_k = round(rest / s_k), rest −= s_k · q_k
+    const scales: string[] = [];
+    const codes: string[] = [];
+    let rest = x;
+    for (let k = 0; k < PROJECTION_PARTS; k++) {
+      const scale = tmp(`s${k}`);
+      nodes.push(op('Mul', [k === 0 ? top : (scales[k - 1] as string), floatConstant(k === 0 ? 'inv127' : 'inv254', k === 0 ? 1 / 127 : 1 / 254)], scale));
+      const [divided, rounded, clipped, unsqueezed] = [tmp(`d${k}`), tmp(`r${k}`), tmp(`q${k}`), tmp(`u${k}`)];
+      nodes.push(
+        op('Div', [rest, scale], divided),
+        op('Round', [divided], rounded),
+        op('Clip', [rounded, floatConstant('lo', -127), floatConstant('hi', 127)], clipped),
+        op('Unsqueeze', [clipped, i64('axis0', [0n])], unsqueezed),
+      );
+      if (k < PROJECTION_PARTS - 1) {
+        const [part, next] = [tmp(`p${k}`), tmp(`x${k + 1}`)];
+        nodes.push(op('Mul', [clipped, scale], part), op('Sub', [rest, part], next));
+        rest = next;
+      }
+      scales.push(scale);
+      codes.push(unsqueezed);
+    }
+    // the parts as rows of one product: the weight is read once for all of them
+    const [stacked, shifted, unsigned, products, productsFloat] = [tmp('stacked'), tmp('shifted'), tmp('codes'), tmp('products'), tmp('products_float')];
+    nodes.push(
+      op('Concat', codes, stacked, int('axis', 0)),
+      op('Add', [stacked, floatConstant('c128', 128)], shifted),
+      op('Cast', [shifted], unsigned, int('to', DataType.UINT8)),
+      op(
+        'MatMulInteger',
+        [unsigned, table.weight, constant('zero128', (name) => newTensor({ name, data_type: DataType.UINT8, dims: [], raw_data: Uint8Array.of(128) })), table.zero],
+        products,
+      ),
+      op('Cast', [products], productsFloat, int('to', DataType.FLOAT)),
+    );
+    let sum = '';
+    for (let k = 0; k < PROJECTION_PARTS; k++) {
+      const [p, w, term] = [tmp(`part${k}`), tmp(`w${k}`), k === PROJECTION_PARTS - 1 && k === 0 ? logits : tmp(`term${k}`)];
+      nodes.push(
+        op('Gather', [productsFloat, scalarI64(`index${k}`, BigInt(k))], p, int('axis', 0)),
+        op('Mul', [scales[k] as string, floatConstant(`sw${table.scale}`, table.scale)], w),
+        op('Mul', [p, w], term),
+      );
+      if (k > 0) {
+        const total = k === PROJECTION_PARTS - 1 ? logits : tmp(`sum${k}`);
+        nodes.push(op('Add', [sum, term], total));
+        sum = total;
+      } else sum = term;
+    }
+    const at = graph.node.indexOf(matmul);
+    graph.node = [...graph.node.slice(0, at), ...nodes, ...graph.node.slice(at + 1)];
+    changes.push(`${matmul.name ?? '(MatMul)'}: logits from the 8-bit table ${table.weight} and the activation in ${PROJECTION_PARTS} 8-bit parts`);
+  }
+  if (changes.length > 0) removeUnreadInitializers(main, new Set());
+  return changes;
+}
+
 /** The output `addStepOutputs` adds beside `present.{i}.decoder.{kind}`: only the positions of this step. */
 export function stepOutputName(present: string): string {
   return present.replace(/^present\./, 'step.');
@@ -1521,8 +1681,12 @@ function dequantizedInitializer(
   // Replace, never push: an absent repeated field is a shared frozen array.
   graph.initializer = [...graph.initializer, initializer];
   added.set(key, initializer);
+  dequantizedFrom.set(initializer, weight);
   return name;
 }
+
+/** The quantized weight each float32 initializer of `dequantizedInitializer` was made from. */
+const dequantizedFrom = new WeakMap<TensorProto, QuantizedWeight>();
 
 function uniqueName(base: string, names: Set<string>): string {
   let name = base;
