@@ -433,6 +433,44 @@ describe('integerProjection: the tied output projection as a product of 8-bit pa
   });
 });
 
+describe('integerProjection: the stored table type (whisper-tiny.en)', () => {
+  it('a uint8 or int8 table, for kernels with or without exact u8×s8 sums: the float32 table\'s logits each time', async () => {
+    const { dir, prompt, endOfText } = CASES['whisper-tiny.en']!;
+    const source = join(dir, DECODER);
+    const tokens = jfkGreedyTokens(dir);
+    const hidden = await encode(dir);
+    const reference = await forced((await optimizeDecoder(source, { cacheDir, integerProjection: false })).path, hidden, prompt, tokens);
+    const cases: [number, boolean][] = [
+      [DataType.UINT8, false],
+      [DataType.INT8, false],
+      [DataType.INT8, true],
+    ];
+    for (const [tableType, signedProjection] of cases) {
+      const model = decodeModel(readFileSync(source), source);
+      const table = model.graph!.initializer.find((t) => t.data_type === DataType.UINT8 && t.dims.map(Number)[0] === 51864)!;
+      if (tableType === DataType.INT8) {
+        // the same weights as quantize_dynamic writes them with weight_type QInt8: integers and zero point − 128
+        const zero = model.graph!.initializer.find((t) => t.name === table.name!.replace(/_quantized$/, '_zero_point'))!;
+        for (const t of [table, zero]) {
+          if (t.raw_data !== undefined && t.raw_data !== null && t.raw_data.length > 0) {
+            t.raw_data = t.raw_data.map((b) => (b - 128) & 0xff);
+          } else t.int32_data = t.int32_data.map((v) => v - 128);
+          t.data_type = DataType.INT8;
+        }
+      }
+      const outcome = rewriteModel(model, { role: 'decoder', floatActivations: true, signedProjection });
+      expect(outcome.rewrites.some((line) => line.includes('8-bit'))).toBe(true);
+      const big = model.graph!.initializer.filter((t) => t.dims.map(Number).join('x') === '384x51864');
+      expect(big.map((t) => t.data_type)).toEqual([signedProjection ? DataType.INT8 : DataType.UINT8]);
+      const path = join(scratch, `tiny-${tableType}-${signedProjection}.onnx`);
+      writeFileSync(path, encodeModel(model));
+      const got = await forced(path, hidden, prompt, tokens);
+      expect(got.logits.map(argmax)).toEqual([...tokens, endOfText]);
+      expect(Math.max(...reference.logits.map((row, i) => maxAbsDiff(row, got.logits[i]!)))).toBeLessThan(1e-4);
+    }
+  });
+});
+
 describe('float activations: the cached self-attention reads the past and the step apart (whisper-tiny.en)', () => {
   it('no decoder presents; logits and appended step outputs equal those of the same rewrite with the Concat kept', async () => {
     const { prompt, endOfText } = CASES['whisper-tiny.en']!;

@@ -1130,13 +1130,15 @@ function integerProjection(main: GraphProto, names: Set<string>, opset: number, 
       const t = source.table.tensor;
       const [rows, cols] = t.dims.map(int64ToNumber) as [number, number];
       const raw = t.raw_data as Uint8Array;
+      // the stored type the kernels sum exactly: int8 where `signed`, else uint8 (an int8 table moves up by 128, as
+      // u8×s8 on plain AVX2 can saturate); the same integers, with the zero point moved alike
       const unsigned = t.data_type === DataType.UINT8;
-      const shift = signed && unsigned ? 128 : 0;
+      const shift = unsigned && signed ? 128 : !unsigned && !signed ? -128 : 0;
       const out = new Uint8Array(raw.length);
       if (source.transposed) {
         for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = ((raw[r * cols + c] as number) - shift) & 0xff;
       } else for (let i = 0; i < raw.length; i++) out[i] = ((raw[i] as number) - shift) & 0xff;
-      const type = unsigned && !signed ? DataType.UINT8 : DataType.INT8;
+      const type = signed ? DataType.INT8 : DataType.UINT8;
       const weight = uniqueName(`${(t.name ?? 'proj').replace(/_quantized$/, '')}_int8${source.transposed ? '_transposed' : ''}`, names);
       const zero = uniqueName(`${weight}_zero_point`, names);
       main.initializer = [
