@@ -1077,6 +1077,10 @@ function addLogSumExp(main: GraphProto, names: Set<string>, opset: number): stri
   return changes;
 }
 
+/** How many 8-bit parts `integerProjection` splits the activation into: each divides the rounding error by 254 (two
+ * parts: logits up to 7e-3 off). */
+const PROJECTION_PARTS = 3;
+
 /**
  * The tied output projection of an 8-bit file as an integer product, as exact as the float32 one: the largest single
  * cost of a cached decoding step is reading the projection's weight (51865 × 512 for base: 106 MB as the float32
@@ -1090,9 +1094,6 @@ function addLogSumExp(main: GraphProto, names: Set<string>, opset: number): stri
  * at most 4.6e-5 (whisper-base; 2.5e-5 tiny.en), as float32 summation order does, and changes no argmax
  * (bench/projection-check.mjs); the float32 table is dropped when nothing else reads it. Returns one line per site.
  */
-/** How many 8-bit parts `integerProjection` splits the activation into: each divides the rounding error by 254 (two parts: logits 7e-3 off). */
-const PROJECTION_PARTS = 3;
-
 function integerProjection(main: GraphProto, names: Set<string>, opset: number, signed: boolean): string[] {
   const changes: string[] = [];
   if (opset < 13) return changes;
