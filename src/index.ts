@@ -158,10 +158,10 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     optimizeDecoder: optimize !== false,
     activations: o.activations,
     ...(graphCacheDir !== undefined ? { graphCacheDir } : {}),
-    graphRewriter: async (path, { role, floatActivations, rowActivations, cacheDir: dir }) => {
+    graphRewriter: async (path, { role, floatActivations, rowActivations, integerProjection, cacheDir: dir }) => {
       // an int8 encoder is only rewritten for signed weights: not read and hashed for nothing on other CPUs
       if (role === 'encoder' && !floatActivations && !rowActivations && !exactSignedInt8Kernels()) return path;
-      const options = { floatActivations, rowActivations, ...(dir !== undefined ? { cacheDir: dir } : {}) };
+      const options = { floatActivations, rowActivations, integerProjection, ...(dir !== undefined ? { cacheDir: dir } : {}) };
       return (role === 'encoder' ? await optimizeEncoder(path, options) : await optimizeDecoder(path, options)).path;
     },
   });

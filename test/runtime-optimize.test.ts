@@ -34,6 +34,7 @@ import {
   type ModelProto,
 } from '../src/runtime/onnx-proto.js';
 import { createSession, ort } from '../src/runtime/session.js';
+import { WhisperModel, type GraphRewrite } from '../src/model/whisper-model.js';
 import { BASE, BASE_TS, TINY_EN, readReference } from './helpers/paths.js';
 
 const DECODER = 'onnx/decoder_model_merged_quantized.onnx';
@@ -468,6 +469,24 @@ describe('integerProjection: the stored table type (whisper-tiny.en)', () => {
       expect(got.logits.map(argmax)).toEqual([...tokens, endOfText]);
       expect(Math.max(...reference.logits.map((row, i) => maxAbsDiff(row, got.logits[i]!)))).toBeLessThan(1e-4);
     }
+  });
+});
+
+describe('integerProjection: what the model loader asks for', () => {
+  it('the decoder\'s integer projection on the CPU (CUDA, which lacks its kernel, keeps the float32 table)', async () => {
+    const asked: GraphRewrite[] = [];
+    const model = await WhisperModel.load(TINY_EN, {
+      threads: 2,
+      graphRewriter: async (path, rewrite) => {
+        asked.push(rewrite);
+        return path;
+      },
+    });
+    await model.dispose();
+    expect(asked.map((r) => [r.role, r.integerProjection]).sort()).toEqual([
+      ['decoder', true],
+      ['encoder', false],
+    ]);
   });
 });
 

@@ -34,6 +34,11 @@ export interface GraphRewrite {
   floatActivations: boolean;
   /** With int8 activations: quantize them per row instead of per tensor. */
   rowActivations: boolean;
+  /**
+   * Decoders: the tied output projection as an integer product (runtime/optimize `integerProjection`): on CPUs, where a
+   * step is bound by reading the table; not on CUDA, which has no kernel for its uint8 × int8 product.
+   */
+  integerProjection: boolean;
   cacheDir: string | undefined;
 }
 
@@ -167,9 +172,21 @@ export class WhisperModel {
       [encoderPath, decoderPath] = await Promise.all([
         // the 8-bit encoder: float activations, per-row int8 ones (mixed), or (int8) its uint8 weights stored as int8
         encoderDynamic
-          ? rewrite(files.encoderPath, { role: 'encoder', floatActivations: activations === 'float32', rowActivations: activations === 'mixed', cacheDir })
+          ? rewrite(files.encoderPath, {
+              role: 'encoder',
+              floatActivations: activations === 'float32',
+              rowActivations: activations === 'mixed',
+              integerProjection: false,
+              cacheDir,
+            })
           : files.encoderPath,
-        rewrite(files.decoderPath, { role: 'decoder', floatActivations: !int8, rowActivations: false, cacheDir }),
+        rewrite(files.decoderPath, {
+          role: 'decoder',
+          floatActivations: !int8,
+          rowActivations: false,
+          integerProjection: (options.device ?? 'cpu') === 'cpu',
+          cacheDir,
+        }),
       ]);
     }
     const sessionOptions: SessionOptions = {};
