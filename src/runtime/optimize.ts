@@ -616,22 +616,7 @@ function signedIntegerWeights(main: GraphProto): string[] {
 function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: number): string[] {
   const changes: string[] = [];
   if (opset < 13) return changes;
-  const constants = new Map<string, string>();
-  const constant = (key: string, make: (name: string) => TensorProto): string => {
-    let name = constants.get(key);
-    if (name === undefined) {
-      name = uniqueName(`row_quant_${key}`, names);
-      main.initializer = [...main.initializer, make(name)];
-      constants.set(key, name);
-    }
-    return name;
-  };
-  const floatConstant = (key: string, value: number): string =>
-    constant(key, (name) => newTensor({ name, data_type: DataType.FLOAT, dims: [], raw_data: new Uint8Array(Float32Array.of(value).buffer) }));
-  const i64 = (key: string, values: bigint[]): string =>
-    constant(key, (name) =>
-      newTensor({ name, data_type: DataType.INT64, dims: [values.length], raw_data: new Uint8Array(BigInt64Array.from(values).buffer) }),
-    );
+  const { constant, floatConstant, i64 } = constantPool(main, names, 'row_quant');
 
   // every graph's MatMulInteger chains, and every read of every name (nested graphs read outer names)
   const chainOf = new Map<NodeProto, { chain: IntegerChain; graph: GraphProto }>();
@@ -1099,22 +1084,7 @@ function integerProjection(main: GraphProto, names: Set<string>, opset: number, 
   if (opset < 13) return changes;
   const found = logitsSites(main);
   if (found === undefined) return changes;
-  const constants = new Map<string, string>();
-  const constant = (key: string, make: (name: string) => TensorProto): string => {
-    let name = constants.get(key);
-    if (name === undefined) {
-      name = uniqueName(`proj_int8_${key}`, names);
-      main.initializer = [...main.initializer, make(name)];
-      constants.set(key, name);
-    }
-    return name;
-  };
-  const floatConstant = (key: string, value: number): string =>
-    constant(key, (name) => newTensor({ name, data_type: DataType.FLOAT, dims: [], raw_data: new Uint8Array(Float32Array.of(value).buffer) }));
-  const i64 = (key: string, values: bigint[]): string =>
-    constant(key, (name) =>
-      newTensor({ name, data_type: DataType.INT64, dims: [values.length], raw_data: new Uint8Array(BigInt64Array.from(values).buffer) }),
-    );
+  const { constant, floatConstant, i64 } = constantPool(main, names, 'proj_int8');
   const scalarI64 = (key: string, value: bigint): string =>
     constant(key, (name) => newTensor({ name, data_type: DataType.INT64, dims: [], raw_data: new Uint8Array(BigInt64Array.of(value).buffer) }));
   const tables = new Map<TensorProto, { weight: string; zero: string; scale: number }>();
@@ -1690,6 +1660,38 @@ function dequantizedInitializer(
 
 /** The quantized weight each float32 initializer of `dequantizedInitializer` was made from. */
 const dequantizedFrom = new WeakMap<TensorProto, QuantizedWeight>();
+
+/**
+ * Initializers in the main graph made once per key (so both branches of an `If` read the same one), named
+ * `{prefix}_{key}`: `constant` for any tensor, `floatConstant` for a float32 scalar, `i64` for an int64 vector.
+ */
+function constantPool(
+  main: GraphProto,
+  names: Set<string>,
+  prefix: string,
+): {
+  constant: (key: string, make: (name: string) => TensorProto) => string;
+  floatConstant: (key: string, value: number) => string;
+  i64: (key: string, values: bigint[]) => string;
+} {
+  const constants = new Map<string, string>();
+  const constant = (key: string, make: (name: string) => TensorProto): string => {
+    let name = constants.get(key);
+    if (name === undefined) {
+      name = uniqueName(`${prefix}_${key}`, names);
+      main.initializer = [...main.initializer, make(name)];
+      constants.set(key, name);
+    }
+    return name;
+  };
+  const floatConstant = (key: string, value: number): string =>
+    constant(key, (name) => newTensor({ name, data_type: DataType.FLOAT, dims: [], raw_data: new Uint8Array(Float32Array.of(value).buffer) }));
+  const i64 = (key: string, values: bigint[]): string =>
+    constant(key, (name) =>
+      newTensor({ name, data_type: DataType.INT64, dims: [values.length], raw_data: new Uint8Array(BigInt64Array.from(values).buffer) }),
+    );
+  return { constant, floatConstant, i64 };
+}
 
 function uniqueName(base: string, names: Set<string>): string {
   let name = base;
