@@ -5,7 +5,7 @@ import { resolveModelSource, type PullProgressEvent } from './hub/index.js';
 import { WhisperModel } from './model/whisper-model.js';
 import { resolveLoadOptions, type LoadOptions, type OptionalInput } from './options.js';
 import { Whisper } from './whisper.js';
-import { exactSignedInt8Kernels, optimizeDecoder, optimizeEncoder } from './runtime/optimize.js';
+import { optimizeDecoder, optimizeEncoder } from './runtime/optimize.js';
 import { assertDeviceAvailable } from './runtime/session.js';
 export { assertDeviceAvailable } from './runtime/session.js';
 
@@ -159,8 +159,6 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     activations: o.activations,
     ...(graphCacheDir !== undefined ? { graphCacheDir } : {}),
     graphRewriter: async (path, { role, floatActivations, rowActivations, integerProjection, cacheDir: dir }) => {
-      // an int8 encoder is only rewritten for signed weights: not read and hashed for nothing on other CPUs
-      if (role === 'encoder' && !floatActivations && !rowActivations && !exactSignedInt8Kernels()) return path;
       const options = { floatActivations, rowActivations, integerProjection, ...(dir !== undefined ? { cacheDir: dir } : {}) };
       return (role === 'encoder' ? await optimizeEncoder(path, options) : await optimizeDecoder(path, options)).path;
     },

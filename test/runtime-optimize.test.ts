@@ -567,11 +567,60 @@ describe('int8 activations: the q8 encoder\'s uint8 weights stored as int8 (u8×
         await session.release();
       }
     };
-    const original = await run(source);
+    // against the same rewrite with the uint8 weights kept (both take short windows: runtime/optimize
+    // `variableEncoderWindow`, which the file as it is does not)
+    const unsigned = await optimizeEncoder(source, { cacheDir, floatActivations: false, signedWeights: false });
+    const original = await run(unsigned.path);
     const signed = await run(result.path);
     // the same integers: exact where the u8×s8 kernels sum in int32 (VNNI/AMX, which the default requires)
     if (exactSignedInt8Kernels()) expect(maxAbsDiff(original, signed)).toBe(0);
     else expect(maxAbsDiff(original, signed)).toBeLessThan(0.5);
+  });
+});
+
+describe('encoder windows shorter than 30 s: the positional embedding sliced to the input (whisper-tiny.en)', () => {
+  it('symbolic frames; a whole window gives the fixed graph\'s hidden states; a 16-s window gives 800 positions', async () => {
+    const source = join(TINY_EN, ENCODER);
+    const variant = { role: 'encoder', floatActivations: false, rowActivations: true, signedWeights: exactSignedInt8Kernels() } as const;
+    const rewrite = (shortWindows: boolean): { bytes: Uint8Array; rewrites: string[] } => {
+      const model = decodeModel(readFileSync(source), source);
+      const outcome = rewriteModel(model, { ...variant, shortWindows });
+      return { bytes: encodeModel(model), rewrites: outcome.rewrites };
+    };
+    const windowed = rewrite(true);
+    const fixed = rewrite(false);
+    expect(windowed.rewrites.filter((r) => r.includes('sliced to the input'))).toHaveLength(1);
+    expect(fixed.rewrites.some((r) => r.includes('sliced to the input'))).toBe(false);
+    const [a, b] = await Promise.all([createSession(windowed.bytes, { threads: 2 }), createSession(fixed.bytes, { threads: 2 })]);
+    try {
+      expect(a.inputMetadata[0]).toMatchObject({ shape: ['batch_size', 80, 'frames'] });
+      expect(b.inputMetadata[0]).toMatchObject({ shape: ['batch_size', 80, 3000] });
+      const mel = readMel(TINY_EN);
+      const whole = (await a.run({ input_features: mel }))['last_hidden_state']!;
+      expect(whole.dims).toEqual([1, 1500, 384]);
+      // the same values up to float32 rounding: ONNX Runtime optimizes a graph of symbolic length a little differently
+      expect(maxAbsDiff(whole.data as Float32Array, (await b.run({ input_features: mel }))['last_hidden_state']!.data as Float32Array)).toBeLessThan(1e-4);
+      // jfk's 11 s of speech and 5 s of its padding: 1600 frames, 800 positions, close to the whole window's there
+      const data = mel.data as Float32Array;
+      const short = new Float32Array(80 * 1600);
+      for (let m = 0; m < 80; m++) short.set(data.subarray(m * 3000, m * 3000 + 1600), m * 1600);
+      const part = (await a.run({ input_features: new ort.Tensor('float32', short, [1, 80, 1600]) }))['last_hidden_state']!;
+      expect(part.dims).toEqual([1, 800, 384]);
+      const x = part.data as Float32Array;
+      const y = (whole.data as Float32Array).subarray(0, 550 * 384); // the speech's positions
+      let err = 0;
+      let norm = 0;
+      for (let i = 0; i < y.length; i++) {
+        err += (x[i]! - y[i]!) ** 2;
+        norm += y[i]! ** 2;
+      }
+      // the same speech, less silence after it: the hidden states move a little (bidirectional attention), not much
+      expect(Math.sqrt(err / norm)).toBeGreaterThan(0);
+      expect(Math.sqrt(err / norm)).toBeLessThan(0.2);
+      await expect(b.run({ input_features: new ort.Tensor('float32', short, [1, 80, 1600]) })).rejects.toThrow(/dimensions/);
+    } finally {
+      await Promise.all([a.release(), b.release()]);
+    }
   });
 });
 
@@ -682,11 +731,10 @@ describe('optimizeDecoder on files it does not rewrite', () => {
     expect(result).toEqual({ path: source, rewritten: false, reason: expect.stringContaining('DequantizeLinear') });
     expect(models()).toEqual(before); // no copy written
     expect(await optimizeDecoder(source, int8)).toEqual(result);
-    expect(await optimizeEncoder(source, int8)).toEqual({
-      path: source,
-      rewritten: false,
-      reason: expect.stringContaining('only for signed weights'),
-    });
+    // an encoder with int8 activations and no signed weights is still rewritten, for short windows alone
+    const encoder = await optimizeEncoder(source, int8);
+    expect(encoder.rewritten).toBe(true);
+    expect(rewritesOf(encoder.path)).toEqual([expect.stringContaining('sliced to the input')]);
   });
 
   it('rejects a corrupt file with E_MODEL_INVALID naming the file', async () => {

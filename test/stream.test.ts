@@ -72,8 +72,8 @@ describe('LocalAgreement', () => {
 
 describe('stream options', () => {
   it('fills the defaults and takes the table options', () => {
-    const o = resolveStreamOptions({ language: 'de', task: 'translate', minChunkSeconds: '0.3', agreement: 3 });
-    expect(o.stream).toEqual({ ...STREAM_DEFAULTS, minChunkSeconds: 0.3, agreement: 3 });
+    const o = resolveStreamOptions({ language: 'de', task: 'translate', minChunkSeconds: '0.4', agreement: 3 });
+    expect(o.stream).toEqual({ ...STREAM_DEFAULTS, minChunkSeconds: 0.4, agreement: 3 });
     expect(o.transcribe.language).toBe('de');
     expect(o.transcribe.task).toBe('translate');
     expect(o.vad.minSilenceDurationMs).toBe(500);
@@ -91,6 +91,8 @@ describe('stream options', () => {
       [{ vadOptions: { maxSpeechDurationS: 10 } }, /maxSpeechDurationS/],
       [{ minChunkSeconds: 0 }, /minChunkSeconds/],
       [{ agreement: 0 }, /agreement/],
+      [{ windowPaddingSeconds: 0.5 }, /windowPaddingSeconds/],
+      [{ windowPaddingSeconds: 31 }, /windowPaddingSeconds/],
       [{ chunkSize: 1 }, /unknown stream option "chunkSize"/],
     ];
     for (const [input, message] of refused) {
@@ -256,7 +258,7 @@ describe('end, abort and errors', () => {
       { word: ' ask', start: i * 0.4, end: i * 0.4 + 0.2, probability: 1 },
       { word: ' not', start: i * 0.4 + 0.2, end: i * 0.4 + 0.4, probability: 1 },
     ]).flat();
-    const request = { audio: jfk, offset: 0, language: 'en', prompt: [], prefix, seed: 0 };
+    const request = { audio: jfk, offset: 0, language: 'en', prompt: [], prefix, seed: 0, windowPadding: 30 };
     const looped = await decodeStep(whisper.model, resolveTranscribeOptions({ temperature: [0] }), request);
     expect(looped.repetitive).toBe(true);
     expect(looped.words).toEqual([]);
@@ -275,7 +277,7 @@ describe('end, abort and errors', () => {
     const o = resolveTranscribeOptions({});
     const tk = whisper.model.tokenizer;
     const tb = tk.special.timestampBegin;
-    const first = await decodeStep(whisper.model, o, { audio: jfk.subarray(0, 7 * SAMPLE_RATE), offset: 0, language: 'en', prompt: [], prefix: [], seed: 0 });
+    const first = await decodeStep(whisper.model, o, { audio: jfk.subarray(0, 7 * SAMPLE_RATE), offset: 0, language: 'en', prompt: [], prefix: [], seed: 0, windowPadding: 30 });
     expect(first.words.length).toBeGreaterThan(5);
     expect(tk.decode(first.tokens.filter((t) => t < tb))).toBe(first.words.map((x) => x.word).join(''));
     const committed = first.words.slice(0, 3);
@@ -290,7 +292,7 @@ describe('end, abort and errors', () => {
     expect(draftAfter(tk, first.tokens, 0, 20)).toEqual([]); // its <|0.00|> would be before the buffer
     expect(draftAfter(tk, first.tokens, chars - 1, 0)).toEqual([]); // not where a token ends
     // the next step (more audio, the three words committed) gives the same words with the draft as without
-    const request = { audio: jfk, offset: 0, language: 'en', prompt: [], prefix: committed, seed: 1 };
+    const request = { audio: jfk, offset: 0, language: 'en', prompt: [], prefix: committed, seed: 1, windowPadding: 30 };
     const calls = vi.spyOn(whisper.model, 'decode');
     const plain = await decodeStep(whisper.model, o, request);
     const plainRuns = calls.mock.calls.length;
@@ -305,6 +307,45 @@ describe('end, abort and errors', () => {
     expect(timed(drafted)).toEqual(timed(plain));
     // a word's probability is the window's mean log-probability: the same up to rounding
     drafted.words.forEach((x, i) => expect(x.probability).toBeCloseTo(plain.words[i]!.probability, 4));
+  });
+
+  it('short windows: a step encodes the buffer and windowPadding seconds of silence, not 30 s; jfk reads the same', async () => {
+    const o = resolveTranscribeOptions({});
+    expect(whisper.model.shortWindows).toBe(true);
+    const encode = vi.spyOn(whisper.model, 'encode');
+    const request = { audio: jfk, offset: 0, language: 'en', prompt: [], prefix: [], seed: 0 };
+    const whole = await decodeStep(whisper.model, o, { ...request, windowPadding: 30 });
+    const short = await decodeStep(whisper.model, o, { ...request, windowPadding: 5 });
+    // 11.0 s of jfk: 1100 frames of audio; +5 s of silence: 1600 (30 s: the whole window)
+    const audioFrames = Math.floor(jfk.length / 160);
+    expect(encode.mock.calls.map(([mel, batch]) => mel.length / (batch * 80))).toEqual([3000, 2 * Math.ceil((audioFrames + 500) / 2)]);
+    encode.mockRestore();
+    expect(plain(short.words.map((x) => x.word).join(''))).toBe(plain(whole.words.map((x) => x.word).join('')));
+    for (const x of short.words) expect(x.end).toBeLessThanOrEqual(jfk.length / SAMPLE_RATE + 0.02);
+  });
+
+  it('a model whose encoder takes whole windows only: short windows refused by name when asked for, 30 s by default', async () => {
+    // the files as they are (no graph rewrite): a fixed 3000-frame input
+    const fixed = await loadModel(TINY_EN, { threads: 2, activations: 'int8', optimizeDecoder: false });
+    try {
+      expect(fixed.model.shortWindows).toBe(false);
+      await expect(createStream(fixed, { windowPaddingSeconds: 5 })).rejects.toMatchObject({
+        code: 'E_OPTIONS',
+        message: expect.stringMatching(/windowPaddingSeconds.*whole 30-s windows/) as string,
+      });
+      await expect(fixed.model.encode(new Float32Array(80 * 1600), 1)).rejects.toMatchObject({
+        code: 'E_INFERENCE',
+        message: expect.stringContaining('takes 3000 mel frames (30 s) per window, not 1600') as string,
+      });
+      const stream = await createStream(fixed, {}); // the default padding: whole windows on this model
+      const finals: string[] = [];
+      stream.on((e) => void (e.type === 'final' && finals.push(e.text)));
+      stream.push(jfk);
+      await stream.end();
+      expect(plain(finals.join(''))).toContain('ask not what your country can do for you');
+    } finally {
+      await fixed.dispose();
+    }
   });
 
   it('end() flushes the tail as final; the whole file pushed at once works too; the iterator ends', async () => {

@@ -1,3 +1,4 @@
+import { N_FRAMES } from '../audio/constants.js';
 import { WhisperError, throwIfAborted } from '../errors.js';
 import { assertDeviceAvailable, createSession, ort, type SessionOptions } from '../runtime/session.js';
 import { WhisperTokenizer } from '../tokenizer/index.js';
@@ -231,11 +232,28 @@ export class WhisperModel {
     return new WhisperError('E_INFERENCE', `the ${what} failed: ${String(cause)}`, { cause });
   }
 
-  /** Runs the encoder on `batch` mel windows ([batch, nMels, 3000] row-major). */
+  /**
+   * Whether the encoder takes windows shorter than 30 s (an even number of mel frames): its input's frame count is
+   * symbolic, as the graph rewrite makes it for 8-bit files (runtime/optimize `variableEncoderWindow`). Files loaded
+   * as they are (fp32, fp16) take whole windows only.
+   */
+  get shortWindows(): boolean {
+    const meta = this.encoder.inputMetadata[0];
+    return meta !== undefined && meta.isTensor && typeof meta.shape[2] === 'string';
+  }
+
+  /**
+   * Runs the encoder on `batch` mel windows ([batch, nMels, frames] row-major): 3000 frames (30 s), or fewer where
+   * `shortWindows`.
+   */
   async encode(mel: Float32Array, batch: number, signal?: AbortSignal): Promise<ort.Tensor> {
     this.assertUsable();
     throwIfAborted(signal);
     const frames = mel.length / (batch * this.config.nMels);
+    if (frames !== N_FRAMES && (!this.shortWindows || frames % 2 !== 0 || frames <= 0 || frames > N_FRAMES)) {
+      const takes = this.shortWindows ? `an even number of mel frames up to ${N_FRAMES}` : `${N_FRAMES} mel frames (30 s)`;
+      throw new WhisperError('E_INFERENCE', `the encoder takes ${takes} per window, not ${frames}`);
+    }
     const input = new ort.Tensor('float32', mel, [batch, this.config.nMels, frames]);
     try {
       const out = await this.encoder.run({ [this.encoder.inputNames[0] ?? 'input_features']: input });

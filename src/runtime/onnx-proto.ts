@@ -337,8 +337,21 @@ export interface NodeProto {
   attribute: AttributeProto[];
 }
 
+/** One dimension of a tensor type: a fixed size or a symbolic name (a oneof: at most one is set). */
+export interface DimensionProto {
+  dim_value?: Int64 | null;
+  dim_param?: string | null;
+}
+
 export interface ValueInfoProto {
   name?: string;
+  type?: { tensor_type?: { elem_type?: number; shape?: { dim: DimensionProto[] } | null } | null } | null;
+}
+
+/** Makes a fixed dimension symbolic, named `name`. */
+export function symbolicDim(dim: DimensionProto, name: string): void {
+  delete dim.dim_value;
+  dim.dim_param = name;
 }
 
 export interface GraphProto {

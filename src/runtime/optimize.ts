@@ -1,7 +1,7 @@
 /**
  * Graph rewrites for the quantized Whisper graphs, done once per model file and cached on disk: float activations for
- * the 8-bit matrix products of encoder and decoder (`floatIntegerMatMuls`, below), and for the decoder the tied output
- * projection, padding inputs and step outputs.
+ * the 8-bit matrix products of encoder and decoder (`floatIntegerMatMuls`, below), for the encoder windows shorter
+ * than 30 s (`variableEncoderWindow`), and for the decoder the tied output projection, padding inputs and step outputs.
  *
  * The q8 decoders of the onnx-community layout (as transformers.js quantizes them) tie the output projection to the
  * token embedding: the int8 table [vocab, d_model] reaches the logits through
@@ -38,6 +38,7 @@ import {
   newNode,
   newTensor,
   newTensorValueInfo,
+  symbolicDim,
   type GraphProto,
   type ModelProto,
   type NodeProto,
@@ -46,7 +47,7 @@ import {
 } from './onnx-proto.js';
 
 /** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
-export const GRAPH_REWRITE_VERSION = 10;
+export const GRAPH_REWRITE_VERSION = 11;
 
 export interface OptimizeOptions {
   /**
@@ -110,7 +111,10 @@ export async function optimizeDecoder(path: string, options: OptimizeOptions = {
   return optimizeGraph(path, 'decoder', options);
 }
 
-/** As `optimizeDecoder`, for an encoder: float activations, or (int8 activations) the signed-weight storage. */
+/**
+ * As `optimizeDecoder`, for an encoder: float activations, per-row int8 ones, or (int8 activations) the signed-weight
+ * storage; and in every variant windows shorter than 30 s.
+ */
 export async function optimizeEncoder(path: string, options: OptimizeOptions = {}): Promise<OptimizeResult> {
   return optimizeGraph(path, 'encoder', options);
 }
@@ -362,6 +366,8 @@ export function rewriteModel(
     signedProjection?: boolean;
     /** `splitCachedSelfAttention` (default true with float activations; false keeps the presents, for comparisons). */
     splitSelfAttention?: boolean;
+    /** Encoders: `variableEncoderWindow` (default true; false keeps the fixed 30-s window, for comparisons). */
+    shortWindows?: boolean;
   } = {
     role: 'decoder',
     floatActivations: true,
@@ -384,6 +390,7 @@ export function rewriteModel(
     rewrites.push(...rowQuantizedActivations(graph, names, defaultOpset(model)));
   }
   if (!variant.floatActivations && variant.signedWeights === true) rewrites.push(...signedIntegerWeights(graph));
+  if (variant.role === 'encoder' && variant.shortWindows !== false) rewrites.push(...variableEncoderWindow(graph, names));
   if (variant.role === 'decoder') {
     rewriteGraph(graph, new Map(), rewrites, added, names);
     rewrites.push(...addPaddingInputs(graph, names));
@@ -407,11 +414,12 @@ export function rewriteModel(
       variant.role === 'decoder'
         ? 'no MatMul whose weight is DequantizeLinear of a per-tensor quantized initializer (or its Transpose), and ' +
             'no self-attention to give padding inputs'
-        : variant.floatActivations || variant.rowActivations === true
-          ? 'no MatMulInteger or ConvInteger on a per-tensor quantized initializer'
-          : variant.signedWeights === true
-            ? 'no MatMulInteger with a uint8 initializer weight'
-            : 'an encoder with int8 activations is rewritten only for signed weights (see exactSignedInt8Kernels)',
+        : (variant.floatActivations || variant.rowActivations === true
+            ? 'no MatMulInteger or ConvInteger on a per-tensor quantized initializer'
+            : variant.signedWeights === true
+              ? 'no MatMulInteger with a uint8 initializer weight'
+              : 'with int8 activations an encoder is rewritten for signed weights (see exactSignedInt8Kernels) and windows') +
+            ', and no positional embedding to slice for windows shorter than 30 s',
     );
   }
   const addedBytes = [...added.values()].reduce((n, t) => n + (t.raw_data?.length ?? 0), 0);
@@ -727,6 +735,57 @@ function rowQuantizedActivations(main: GraphProto, names: Set<string>, opset: nu
   };
   if (replace.size > 0) apply(main);
   return changes;
+}
+
+/**
+ * Lets the encoder take windows shorter than 30 s: its input's frame count becomes symbolic and the positional
+ * embedding it adds after the convolutions ([1500, d_model], an initializer) is sliced to the positions the input
+ * has. A whole window computes as before (the slice takes all rows). Whisper is trained on 30-s windows, the audio
+ * padded with silence; with a few seconds of that padding left a window still decodes well, and the encoder's work
+ * falls with its square (stream/window.ts `decodeStep`; an encoder run on the audio alone, whisper.cpp's audio_ctx
+ * with no padding, loops and misses words). Returns one line, or none when the graph does not have that shape.
+ */
+function variableEncoderWindow(main: GraphProto, names: Set<string>): string[] {
+  const input = main.input[0];
+  const frames = input?.type?.tensor_type?.shape?.dim?.[2];
+  const framesFixed = frames !== undefined && frames.dim_value !== undefined && frames.dim_value !== null ? int64ToNumber(frames.dim_value) : 0;
+  if (input === undefined || frames === undefined || framesFixed <= 0 || framesFixed % 2 !== 0) return [];
+  const positions = framesFixed / 2;
+  const initializers = new Map(main.initializer.map((t) => [t.name ?? '', t]));
+  const isEmbedding = (name: string): boolean => {
+    const t = initializers.get(name);
+    return t !== undefined && t.data_type === DataType.FLOAT && t.dims.length === 2 && int64ToNumber(t.dims[0]) === positions;
+  };
+  const adds = main.node.filter((n) => n.op_type === 'Add' && isDefaultDomain(n.domain) && n.input.some(isEmbedding));
+  const add = adds[0];
+  if (adds.length !== 1 || add === undefined) return [];
+  const embedding = add.input.find(isEmbedding) ?? '';
+  const x = add.input.find((i) => i !== embedding) ?? '';
+  const { i64 } = constantPool(main, names, 'window');
+  const name = (what: string): string => uniqueName(`${embedding}_window_${what}`, names);
+  const [shape, count, sliced] = [name('shape'), name('positions'), name('sliced')];
+  const node = (op_type: string, inputs: string[], output: string): NodeProto =>
+    newNode({ name: uniqueName(`/window/${op_type}`, names), op_type, input: inputs, output: [output] });
+  main.node.splice(
+    main.node.indexOf(add),
+    0,
+    node('Shape', [x], shape),
+    node('Slice', [shape, i64('one', [1n]), i64('two', [2n])], count),
+    node('Slice', [embedding, i64('zero', [0n]), count, i64('zero', [0n])], sliced),
+  );
+  add.input = add.input.map((i) => (i === embedding ? sliced : i));
+  // the input's frames and every fixed length of the window (frames or positions) become symbolic
+  symbolicDim(frames, 'frames');
+  for (const o of main.output) {
+    const d = o.type?.tensor_type?.shape?.dim?.[1];
+    if (d !== undefined && d.dim_value !== undefined && d.dim_value !== null && int64ToNumber(d.dim_value) === positions) {
+      symbolicDim(d, 'positions');
+    }
+  }
+  main.value_info = main.value_info.filter(
+    (v) => !(v.type?.tensor_type?.shape?.dim ?? []).some((d) => [positions, framesFixed].includes(int64ToNumber(d.dim_value))),
+  );
+  return [`${add.name ?? 'Add'}: positional embedding ${embedding} sliced to the input's length (windows shorter than 30 s)`];
 }
 
 /**

@@ -91,6 +91,12 @@ export async function createStream(
     throw new WhisperError('E_OPTIONS', 'this model is English-only and cannot translate');
   }
   if (o.wordTimestamps && !model.hasCrossAttentions) throw wordTimestampsUnsupported(model);
+  if (options.windowPaddingSeconds !== undefined && resolved.stream.windowPaddingSeconds < 30 && !model.shortWindows) {
+    throw new WhisperError(
+      'E_OPTIONS',
+      `stream option windowPaddingSeconds: this model's encoder takes whole 30-s windows only (its ${model.files.encoderDtype} file is loaded as it is); leave it out or use 30`,
+    );
+  }
   let language: string | null;
   if (!model.isMultilingual) {
     if (o.language !== 'auto' && toLanguageCode(o.language) !== 'en') {
@@ -520,6 +526,7 @@ export class LiveTranscriber implements AsyncIterable<StreamEvent> {
       prompt,
       prefix: this.#committedInBuffer,
       seed: o.seed + this.#steps,
+      windowPadding: this.options.stream.windowPaddingSeconds,
       draft: this.#draft(),
       signal: this.#signal,
     });

@@ -3,7 +3,7 @@
  * buffer forced as the decoder's prefix, the committed text before it as the prompt; the result is the words after
  * the prefix with their times in the stream.
  */
-import { HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMelSpectrogram, melWindow } from '../audio/index.js';
+import { FRAMES_PER_SECOND, HOP_LENGTH, N_FFT, N_FRAMES, N_SAMPLES, SAMPLE_RATE, logMelSpectrogram, melWindow } from '../audio/index.js';
 import { addWordTimestamps, mergePunctuations, splitToWordTokens, type WindowSegment } from '../alignment/index.js';
 import { decodeWindow, detectLanguage, initialTokens, type DecodeWindowOptions } from '../decoding/decode.js';
 import type { WhisperModel } from '../model/whisper-model.js';
@@ -26,6 +26,11 @@ export interface StepRequest {
   prefix: readonly TimedWord[];
   /** Seed of the sampler when the fallback samples. */
   seed: number;
+  /**
+   * Seconds of silence after the audio in the encoded window (`windowPaddingSeconds`); the window is 30 s when the
+   * language is still to be detected, the model takes whole windows only, or the audio and padding fill 30 s.
+   */
+  windowPadding: number;
   /** Tokens guessed to follow the prefix (see `draftAfter`): greedy decoding checks them all in its first run. */
   draft?: readonly number[] | undefined;
   signal?: AbortSignal | undefined;
@@ -118,7 +123,11 @@ export async function decodeStep(
   // the window is filled with zeros after the audio, as openai/whisper transcribe.py pads each segment's mel
   const mel = logMelSpectrogram(req.audio, model.config.nMels, Math.max(N_FFT, N_SAMPLES - samples));
   const contentFrames = Math.min(N_FRAMES, Math.floor(samples / HOP_LENGTH));
-  const hidden = await model.encode(melWindow(mel, 0, N_FRAMES, contentFrames), 1, req.signal);
+  const frames =
+    req.language === null || !model.shortWindows
+      ? N_FRAMES
+      : Math.min(N_FRAMES, 2 * Math.ceil((contentFrames + req.windowPadding * FRAMES_PER_SECOND) / 2));
+  const hidden = await model.encode(melWindow(mel, 0, frames, contentFrames), 1, req.signal);
 
   let language = req.language;
   let languageProbability = 1;
