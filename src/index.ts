@@ -158,8 +158,14 @@ export async function loadModel(model: string, options: LoadModelOptions = {}): 
     optimizeDecoder: optimize !== false,
     activations: o.activations,
     ...(graphCacheDir !== undefined ? { graphCacheDir } : {}),
-    graphRewriter: async (path, { role, floatActivations, rowActivations, integerProjection, cacheDir: dir }) => {
-      const options = { floatActivations, rowActivations, integerProjection, ...(dir !== undefined ? { cacheDir: dir } : {}) };
+    graphRewriter: async (path, { role, floatActivations, rowActivations, integerProjection, blockQuantizedSteps, cacheDir: dir }) => {
+      const options = {
+        floatActivations,
+        rowActivations,
+        integerProjection,
+        blockQuantizedSteps,
+        ...(dir !== undefined ? { cacheDir: dir } : {}),
+      };
       return (role === 'encoder' ? await optimizeEncoder(path, options) : await optimizeDecoder(path, options)).path;
     },
   });

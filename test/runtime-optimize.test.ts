@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WhisperError } from '../src/errors.js';
 import {
   GRAPH_REWRITE_VERSION,
+  STEP_BLOCK,
   defaultGraphCacheDir,
   exactSignedInt8Kernels,
   optimizeDecoder,
@@ -48,6 +49,11 @@ const ENCODER = 'onnx/encoder_model_quantized.onnx';
  * other CPUs' kernels while staying far below the gaps that decide tokens; the argmax check covers the rest.
  */
 const MAX_ABS_DIFF = 1e-3;
+/**
+ * Block-quantized cached steps against float ones, jfk teacher-forced on whisper-base: logits moved by 0.57 at most
+ * (the files' own per-tensor int8 arithmetic: 1.3), no token changed.
+ */
+const STEP_LOGIT_BOUND = 1;
 
 let cacheDir: string;
 let scratch: string;
@@ -487,6 +493,76 @@ describe('integerProjection: what the model loader asks for', () => {
       ['decoder', true],
       ['encoder', false],
     ]);
+  });
+});
+
+describe('mixed activations: the decoder\'s cached steps on int8 activations per block (whisper-base)', () => {
+  it('MatMulNBits on the file\'s 8-bit weights in the cached branch only; prompt logits unchanged, steps close, same tokens', async () => {
+    const { dir, prompt, endOfText } = CASES['whisper-base']!;
+    const source = join(dir, DECODER);
+    const float = await optimizeDecoder(source, { cacheDir });
+    const blocks = await optimizeDecoder(source, { cacheDir, blockQuantizedSteps: true });
+    expect(blocks.path).not.toBe(float.path);
+    // every projection of the 6 layers' cached steps (self q, k, v, out; cross q, out; fc1, fc2), none in the prompt's
+    const model = decodeModel(readFileSync(blocks.path), blocks.path);
+    const ifNode = model.graph!.node.find((n) => n.op_type === 'If')!;
+    const counts = ifNode.attribute.map((a) => [a.name, allNodes(a.g!).filter((n) => n.op_type === 'MatMulNBits').length]);
+    expect(counts.sort()).toEqual([
+      ['else_branch', 0],
+      ['then_branch', 48],
+    ]);
+    // the weights are the file's integers: a block-quantized weight's bytes minus its zero point are the file's, transposed
+    const nbits = allNodes(model.graph!).find((n) => n.op_type === 'MatMulNBits')!;
+    const attrs = Object.fromEntries(nbits.attribute.map((a) => [a.name, Number(a.i)]));
+    expect(attrs).toMatchObject({ bits: 8, block_size: STEP_BLOCK, accuracy_level: 4 });
+    const init = (m: ModelProto, name: string) => m.graph!.initializer.find((t) => t.name === name)!;
+    const original = decodeModel(readFileSync(source), source);
+    const stem = nbits.input[1]!.replace(/_blocks\d+$/, '');
+    const w = init(original, `${stem}_quantized`);
+    const wZero = init(original, `${stem}_zero_point`).raw_data![0]!;
+    const [k, n] = w.dims.map(Number) as [number, number];
+    const packed = init(model, nbits.input[1]!).raw_data!;
+    const zeros = init(model, nbits.input[3]!).raw_data!;
+    const perColumn = packed.length / n;
+    const signedShift = w.data_type === DataType.INT8 ? 128 : 0;
+    const wValue = (v: number): number => (signedShift > 0 ? (v << 24) >> 24 : v);
+    let mismatches = 0;
+    for (let c = 0; c < n; c++) {
+      for (let r = 0; r < k; r++) {
+        const got = packed[c * perColumn + r]! - zeros[c * (perColumn / STEP_BLOCK) + Math.floor(r / STEP_BLOCK)]!;
+        if (got !== wValue(w.raw_data![r * n + c]!) - wValue(wZero)) mismatches++;
+      }
+    }
+    expect(mismatches).toBe(0);
+    expect(rewritesOf(blocks.path).filter((line) => line.includes('MatMulNBits'))).toHaveLength(48);
+
+    const tokens = jfkGreedyTokens(dir);
+    const hidden = await encode(dir);
+    const a = await forced(float.path, hidden, prompt, tokens);
+    const b = await forced(blocks.path, hidden, prompt, tokens);
+    expect(b.logits.map(argmax)).toEqual([...tokens, endOfText]);
+    expect(maxAbsDiff(a.logits[0]!, b.logits[0]!)).toBe(0); // the prompt step is the float graph's
+    const steps = Math.max(...a.logits.slice(1).map((row, i) => maxAbsDiff(row, b.logits[i + 1]!)));
+    expect(steps).toBeGreaterThan(0); // the integer kernels ran
+    expect(steps).toBeLessThan(STEP_LOGIT_BOUND);
+  });
+
+  it('the loader asks for it with mixed activations only', async () => {
+    const asked = async (activations: 'mixed' | 'float32'): Promise<boolean | undefined> => {
+      let got: boolean | undefined;
+      const model = await WhisperModel.load(TINY_EN, {
+        threads: 2,
+        activations,
+        graphRewriter: async (path, rewrite) => {
+          if (rewrite.role === 'decoder') got = rewrite.blockQuantizedSteps;
+          return path;
+        },
+      });
+      await model.dispose();
+      return got;
+    };
+    expect(await asked('mixed')).toBe(true);
+    expect(await asked('float32')).toBe(false);
   });
 });
 

@@ -40,6 +40,8 @@ export interface GraphRewrite {
    * step is bound by reading the table; not on CUDA, which has no kernel for its uint8 × int8 product.
    */
   integerProjection: boolean;
+  /** Decoders with float activations: the cached steps' projections on int8 activations per block (`mixed`). */
+  blockQuantizedSteps: boolean;
   cacheDir: string | undefined;
 }
 
@@ -178,6 +180,7 @@ export class WhisperModel {
               floatActivations: activations === 'float32',
               rowActivations: activations === 'mixed',
               integerProjection: false,
+              blockQuantizedSteps: false,
               cacheDir,
             })
           : files.encoderPath,
@@ -186,6 +189,7 @@ export class WhisperModel {
           floatActivations: !int8,
           rowActivations: false,
           integerProjection: (options.device ?? 'cpu') === 'cpu',
+          blockQuantizedSteps: activations === 'mixed',
           cacheDir,
         }),
       ]);
