@@ -1,7 +1,8 @@
 /**
  * Graph rewrites for the quantized Whisper graphs, done once per model file and cached on disk: float activations for
- * the 8-bit matrix products of encoder and decoder (`floatIntegerMatMuls`, below), for the encoder windows shorter
- * than 30 s (`variableEncoderWindow`), and for the decoder the tied output projection, padding inputs and step outputs.
+ * the 8-bit matrix products of encoder and decoder (`floatIntegerMatMuls`, below) or, for the decoder's cached steps,
+ * int8 activations per block (`blockQuantizedWeight`), for the encoder windows shorter than 30 s
+ * (`variableEncoderWindow`), and for the decoder the tied output projection, padding inputs and step outputs.
  *
  * The q8 decoders of the onnx-community layout (as transformers.js quantizes them) tie the output projection to the
  * token embedding: the int8 table [vocab, d_model] reaches the logits through
