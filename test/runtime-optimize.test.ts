@@ -547,6 +547,44 @@ describe('mixed activations: the decoder\'s cached steps on int8 activations per
     expect(steps).toBeLessThan(STEP_LOGIT_BOUND);
   });
 
+  it('uint8 weights (the _uint8 files) give the same blocks as their int8 twins, and the same logits (whisper-tiny.en)', async () => {
+    const { dir, prompt, endOfText } = CASES['whisper-tiny.en']!;
+    const bytes = readFileSync(join(dir, DECODER));
+    const variant = (unsigned: boolean): { model: ModelProto; path: string } => {
+      const model = decodeModel(bytes, 'decoder');
+      if (unsigned) {
+        // the same weights as quantize_dynamic writes them with weight_type QUInt8: integers and zero point + 128
+        for (const t of model.graph!.initializer) {
+          const zero = model.graph!.initializer.find((z) => z.name === t.name!.replace(/_quantized$/, '_zero_point'));
+          if (t.data_type !== DataType.INT8 || !t.name!.endsWith('_quantized') || t.dims.length !== 2 || zero === undefined) continue;
+          for (const x of [t, zero]) {
+            if (x.raw_data !== undefined && x.raw_data !== null && x.raw_data.length > 0) {
+              x.raw_data = x.raw_data.map((b) => (b + 128) & 0xff);
+            } else x.int32_data = x.int32_data.map((v) => v + 128);
+            x.data_type = DataType.UINT8;
+          }
+        }
+      }
+      const outcome = rewriteModel(model, { role: 'decoder', floatActivations: true, blockSteps: true });
+      expect(outcome.rewrites.filter((line) => line.includes('MatMulNBits'))).toHaveLength(32); // 4 layers × 8
+      const path = join(scratch, `tiny-blocks-${unsigned ? 'uint8' : 'int8'}.onnx`);
+      writeFileSync(path, encodeModel(model));
+      return { model, path };
+    };
+    const signed = variant(false);
+    const unsigned = variant(true);
+    const blocks = (m: ModelProto) =>
+      m.graph!.initializer.filter((t) => /_blocks\d+(_zeros)?$/.test(t.name ?? '')).map((t) => [t.name, Buffer.from(t.raw_data!).toString('base64')]);
+    expect(blocks(signed.model).length).toBeGreaterThan(0);
+    expect(blocks(unsigned.model)).toEqual(blocks(signed.model));
+    const tokens = jfkGreedyTokens(dir);
+    const hidden = await encode(dir);
+    const a = await forced(signed.path, hidden, prompt, tokens);
+    const b = await forced(unsigned.path, hidden, prompt, tokens);
+    expect(a.logits.map(argmax)).toEqual([...tokens, endOfText]);
+    expect(Math.max(...a.logits.map((row, i) => maxAbsDiff(row, b.logits[i]!)))).toBe(0);
+  });
+
   it('the loader asks for it with mixed activations only', async () => {
     const asked = async (activations: 'mixed' | 'float32'): Promise<boolean | undefined> => {
       let got: boolean | undefined;
