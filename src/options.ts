@@ -119,8 +119,9 @@ export interface LoadOptions {
    * compute. `float32`: the weights are dequantized once at load and every matrix product runs on float activations
    * (the weights stay the file's 8-bit values; long-form WER of base 15.86 → 13.06 %; more memory). `mixed`: the
    * encoder's products on 8-bit activations quantized per row (one scale per audio frame, not per tensor; its last
-   * layer float: a 30-s window 25 % faster for base), the decoder's prompt step as `float32` and its cached steps on
-   * int8 activations quantized per block of 128 inputs (a step of base 7–8 → 5 ms); accuracy within noise of `float32`.
+   * layer float: a 30-s window 25 % faster for base), the decoder's prompt step as `float32` and (on the CPU) its
+   * cached steps on int8 activations quantized per block of 128 inputs (a step of base 7–8 → 5 ms); accuracy within
+   * noise of `float32`.
    * `int8`: the files' own dynamic int8 activations everywhere (their reference arithmetic, least memory).
    * `auto`: `mixed` on x86 CPUs with VNNI or AMX, else `float32` (`int8` when graph rewriting is off). Other dtypes are
    * float already: `int8` and `mixed` with them throw.

@@ -272,7 +272,8 @@ describe('KvCache rows on the real decoder (whisper-tiny.en)', () => {
       // sum over 27 tokens, against < 1e-3 when both are float)
       expect(drafted.tokens).toEqual(plain.tokens);
       expect(draftedCalls).toBe(1);
-      expect(Math.abs(drafted.sumLogprob - plain.sumLogprob)).toBeGreaterThan(0);
+      // float against float: < 1e-3 (above); so the int8 steps ran
+      expect(Math.abs(drafted.sumLogprob - plain.sumLogprob)).toBeGreaterThan(5e-3);
       expect(Math.abs(drafted.sumLogprob - plain.sumLogprob)).toBeLessThan(0.1);
     } finally {
       await whisper.dispose();

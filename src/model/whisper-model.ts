@@ -40,7 +40,7 @@ export interface GraphRewrite {
    * step is bound by reading the table; not on CUDA, which has no kernel for its uint8 × int8 product.
    */
   integerProjection: boolean;
-  /** Decoders with float activations: the cached steps' projections on int8 activations per block (`mixed`). */
+  /** Decoders with float activations: the cached steps' projections on int8 activations per block (`mixed`, CPU). */
   blockQuantizedSteps: boolean;
   cacheDir: string | undefined;
 }
@@ -189,7 +189,8 @@ export class WhisperModel {
           floatActivations: !int8,
           rowActivations: false,
           integerProjection: (options.device ?? 'cpu') === 'cpu',
-          blockQuantizedSteps: activations === 'mixed',
+          // accuracy_level 4 (int8 compute) is a CPU kernel setting, like the integer projection's product
+          blockQuantizedSteps: activations === 'mixed' && (options.device ?? 'cpu') === 'cpu',
           cacheDir,
         }),
       ]);

@@ -49,7 +49,7 @@ import {
 } from './onnx-proto.js';
 
 /** Bump when the rewrite's output changes: cached files of other versions are then ignored. */
-export const GRAPH_REWRITE_VERSION = 11;
+export const GRAPH_REWRITE_VERSION = 12;
 
 export interface OptimizeOptions {
   /**
@@ -405,7 +405,9 @@ export function rewriteModel(
   if (variant.floatActivations) {
     const blocks = variant.role === 'decoder' && variant.blockSteps === true ? STEP_BLOCK : 0;
     const changes = floatIntegerMatMuls(graph, names, added, () => true, blocks);
-    if (changes.some((c) => c.includes('MatMulNBits')) && !model.opset_import.some((o) => o.domain === 'com.microsoft')) {
+    const usesMicrosoft = (g: GraphProto): boolean =>
+      g.node.some((n) => n.domain === 'com.microsoft') || subgraphsOf(g).some(usesMicrosoft);
+    if (usesMicrosoft(graph) && !model.opset_import.some((o) => o.domain === 'com.microsoft')) {
       model.opset_import = [...model.opset_import, newOpset({ domain: 'com.microsoft', version: 1 })];
     }
     rewrites.push(...changes);
@@ -505,7 +507,9 @@ function rewriteGraph(
  * This replaces each such chain by `MatMul(x, W)` (`Conv` for ConvInteger, same attributes) where
  * W = (Wq − W_zero) · W_scale is computed once, in float32, exactly as DequantizeLinear would: the weights keep the
  * file's 8-bit values; only the activations stop being quantized. The dead quantizers go too. Costs 4 bytes per
- * weight in the cached copy and in memory. Returns one line per replaced node.
+ * weight in the cached copy and in memory. With `stepBlock` > 0, the chains of the merged decoder's cached branch
+ * become `MatMulNBits` on int8 activations per block of that many inputs instead (`blockQuantizedWeight`). Returns one
+ * line per replaced node.
  */
 function floatIntegerMatMuls(
   main: GraphProto,
@@ -549,10 +553,11 @@ function floatIntegerMatMuls(
     }
     const replaced = new Map<NodeProto, NodeProto>();
     const removed = new Set<NodeProto>();
+    const blockHere = stepBlock > 0 && graph !== main && isCachedBranch(graph);
     for (const node of graph.node) {
       const chain = matchIntegerChain(node, producer, scope, consumers, uses);
       if (chain === undefined || !converts(node.op_type ?? '', chain.x)) continue;
-      if (stepBlock > 0 && node.op_type === 'MatMulInteger' && graph !== main && isCachedBranch(graph)) {
+      if (blockHere && node.op_type === 'MatMulInteger') {
         const w = blockQuantizedWeight(chain, stepBlock, added, names);
         replaced.set(
           chain.mul,
@@ -655,8 +660,9 @@ function blockQuantizedWeight(
   const scales = new Float32Array(n * blocks).fill(chain.scale);
   const tensors = [
     newTensor({ name: result.b, dims: [n, blocks, block], data_type: DataType.UINT8, raw_data: b }),
-    newTensor({ name: result.scales, dims: [n * blocks], data_type: DataType.FLOAT, raw_data: new Uint8Array(scales.buffer) }),
-    newTensor({ name: result.zeros, dims: [n * blocks], data_type: DataType.UINT8, raw_data: new Uint8Array(n * blocks).fill(zero) }),
+    // [N, blocks] (ONNX Runtime still reads the older flat [N · blocks] too, but marks it for removal)
+    newTensor({ name: result.scales, dims: [n, blocks], data_type: DataType.FLOAT, raw_data: new Uint8Array(scales.buffer) }),
+    newTensor({ name: result.zeros, dims: [n, blocks], data_type: DataType.UINT8, raw_data: new Uint8Array(n * blocks).fill(zero) }),
   ];
   graph.initializer = [...graph.initializer, ...tensors];
   tensors.forEach((t, i) => added.set(i === 0 ? key : `${key}\0${i}`, t));
