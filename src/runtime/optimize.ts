@@ -519,9 +519,6 @@ function floatIntegerMatMuls(
   stepBlock = 0,
 ): string[] {
   const changes: string[] = [];
-  // the merged decoder's branch with the past: it concatenates past_key_values.N.decoder.* with the step's keys/values
-  const isCachedBranch = (graph: GraphProto): boolean =>
-    graph.node.some((n) => n.op_type === 'Concat' && /^past_key_values\.\d+\.decoder\./.test(n.input[0] ?? ''));
   const scaleMuls = new Set<NodeProto>();
   const visit = (
     graph: GraphProto,
@@ -557,52 +554,44 @@ function floatIntegerMatMuls(
     for (const node of graph.node) {
       const chain = matchIntegerChain(node, producer, scope, consumers, uses);
       if (chain === undefined || !converts(node.op_type ?? '', chain.x)) continue;
+      let replacement: NodeProto;
       if (blockHere && node.op_type === 'MatMulInteger') {
         const w = blockQuantizedWeight(chain, stepBlock, added, names);
-        replaced.set(
-          chain.mul,
-          newNode({
-            name: uniqueName(`${node.name ?? node.op_type}_blocks`, names),
-            op_type: 'MatMulNBits',
-            domain: 'com.microsoft',
-            input: [chain.x, w.b, w.scales, w.zeros],
-            output: [chain.mul.output[0] ?? ''],
-            attribute: [
-              newAttribute({ name: 'K', type: AttributeType.INT, i: w.k }),
-              newAttribute({ name: 'N', type: AttributeType.INT, i: w.n }),
-              newAttribute({ name: 'bits', type: AttributeType.INT, i: 8 }),
-              newAttribute({ name: 'block_size', type: AttributeType.INT, i: stepBlock }),
-              newAttribute({ name: 'accuracy_level', type: AttributeType.INT, i: 4 }),
-            ],
-          }),
-        );
-        removed.add(node);
-        removed.add(chain.cast);
-        scaleMuls.add(chain.scaleMul);
+        replacement = newNode({
+          name: uniqueName(`${node.name ?? node.op_type}_blocks`, names),
+          op_type: 'MatMulNBits',
+          domain: 'com.microsoft',
+          input: [chain.x, w.b, w.scales, w.zeros],
+          output: [chain.mul.output[0] ?? ''],
+          attribute: [
+            newAttribute({ name: 'K', type: AttributeType.INT, i: w.k }),
+            newAttribute({ name: 'N', type: AttributeType.INT, i: w.n }),
+            newAttribute({ name: 'bits', type: AttributeType.INT, i: 8 }),
+            newAttribute({ name: 'block_size', type: AttributeType.INT, i: stepBlock }),
+            newAttribute({ name: 'accuracy_level', type: AttributeType.INT, i: 4 }),
+          ],
+        });
         changes.push(`${node.name ?? node.op_type}: MatMulNBits on ${w.b} (int8 activations per block of ${stepBlock})`);
-        continue;
-      }
-      const weightName = dequantizedInitializer(
-        { table: chain.weight, transposed: false, scale: chain.scale, zeroPoint: chain.zeroPoint, nodes: [] },
-        added,
-        names,
-      );
-      const output = chain.mul.output[0] ?? '';
-      const isConv = node.op_type === 'ConvInteger';
-      replaced.set(
-        chain.mul,
-        newNode({
+      } else {
+        const weightName = dequantizedInitializer(
+          { table: chain.weight, transposed: false, scale: chain.scale, zeroPoint: chain.zeroPoint, nodes: [] },
+          added,
+          names,
+        );
+        const isConv = node.op_type === 'ConvInteger';
+        replacement = newNode({
           name: uniqueName(`${node.name ?? node.op_type}_float`, names),
           op_type: isConv ? 'Conv' : 'MatMul',
           input: [chain.x, weightName],
-          output: [output],
+          output: [chain.mul.output[0] ?? ''],
           attribute: isConv ? node.attribute : [],
-        }),
-      );
+        });
+        changes.push(`${node.name ?? node.op_type}: ${isConv ? 'Conv' : 'MatMul'} on float activations, ${weightName}`);
+      }
+      replaced.set(chain.mul, replacement);
       removed.add(node);
       removed.add(chain.cast);
       scaleMuls.add(chain.scaleMul);
-      changes.push(`${node.name ?? node.op_type}: ${isConv ? 'Conv' : 'MatMul'} on float activations, ${weightName}`);
     }
     if (replaced.size === 0) return;
     const gone = new Set([...removed].flatMap((n) => n.output));
@@ -615,6 +604,11 @@ function floatIntegerMatMuls(
     removeUnreadInitializers(main, new Set());
   }
   return changes;
+}
+
+/** The merged decoder's branch with the past: it concatenates past_key_values.N.decoder.* with the step's keys/values. */
+function isCachedBranch(graph: GraphProto): boolean {
+  return graph.node.some((n) => n.op_type === 'Concat' && /^past_key_values\.\d+\.decoder\./.test(n.input[0] ?? ''));
 }
 
 /**
@@ -1563,7 +1557,7 @@ function splitCachedSelfAttention(main: GraphProto, names: Set<string>): string[
   const presents = ifNode.output.filter((o) => /^present\.\d+\.decoder\.(key|value)$/.test(o));
   if (presents.length === 0 || presents.some((p) => !ifNode.output.includes(stepOutputName(p)))) return [];
   const branches = ifNode.attribute.filter((a) => a.g !== undefined && a.g !== null).map((a) => a.g as GraphProto);
-  const cached = branches.filter((b) => b.node.some((n) => n.op_type === 'Concat' && /^past_key_values\.\d+\.decoder\./.test(n.input[0] ?? '')));
+  const cached = branches.filter(isCachedBranch);
   if (branches.length !== 2 || cached.length !== 1) return [];
   const graph = cached[0] as GraphProto;
   const producer = new Map<string, NodeProto>();
