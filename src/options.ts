@@ -238,9 +238,9 @@ const VAD_FIELD_SPECS: { readonly [K in keyof VadOptions]: OptionSpec } = {
 /** Every option's CLI flag, type and help text; typed so that an option without an entry fails to compile. */
 export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   model: { kind: 'string', flag: 'model', scope: 'load', description: 'model folder, size name (tiny, base, small, …, large-v3) or Hub repo id' },
-  dtype: { kind: 'nullable-string', flag: 'dtype', scope: 'load', choices: DTYPES, description: 'weights variant of encoder and decoder (default: best present)' },
-  encoderDtype: { kind: 'nullable-string', flag: 'encoder-dtype', scope: 'load', choices: DTYPES, description: 'weights variant of the encoder' },
-  decoderDtype: { kind: 'nullable-string', flag: 'decoder-dtype', scope: 'load', choices: DTYPES, description: 'weights variant of the decoder' },
+  dtype: { kind: 'nullable-string', flag: 'dtype', scope: 'load', choices: DTYPES, shownDefault: 'the best present', description: 'weights variant of encoder and decoder' },
+  encoderDtype: { kind: 'nullable-string', flag: 'encoder-dtype', scope: 'load', choices: DTYPES, shownDefault: '--dtype', description: 'weights variant of the encoder' },
+  decoderDtype: { kind: 'nullable-string', flag: 'decoder-dtype', scope: 'load', choices: DTYPES, shownDefault: '--dtype', description: 'weights variant of the decoder' },
   threads: { kind: 'int', flag: 'threads', scope: 'load', min: 0, max: 1024, description: 'ONNX Runtime intra-op threads (0: automatic)' },
   device: { kind: 'string', flag: 'device', scope: 'load', choices: ['cpu', 'cuda'], description: 'execution provider' },
   batchConcurrentCalls: { kind: 'boolean', flag: 'batch-concurrent-calls', scope: 'load', description: 'decode the greedy windows of concurrent calls on one model in shared decoder batches' },
@@ -254,8 +254,8 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   noSpeechThreshold: { kind: 'nullable-number', flag: 'no-speech-threshold', scope: 'call', min: 0, max: 1, description: 'treat a window as silent when <|nospeech|> is above this and decoding failed the log-prob threshold' },
   conditionOnPreviousText: { kind: 'boolean', flag: 'condition-on-previous-text', scope: 'call', description: 'prompt each window with the text before it' },
   promptResetOnTemperature: { kind: 'number', flag: 'prompt-reset-on-temperature', scope: 'call', min: 0, max: 2, description: 'drop the prompt after a window decoded above this temperature' },
-  initialPrompt: { kind: 'nullable-string', flag: 'initial-prompt', scope: 'call', description: 'text to prompt the first window with (spellings, names, style)' },
-  prefix: { kind: 'nullable-string', flag: 'prefix', scope: 'call', description: 'text the first window must start with' },
+  initialPrompt: { kind: 'nullable-string', flag: 'initial-prompt', scope: 'call', description: 'text to prompt the first window with (spellings, names, style); blank: none' },
+  prefix: { kind: 'nullable-string', flag: 'prefix', scope: 'call', description: 'text the first window must start with; blank: none' },
   withoutTimestamps: { kind: 'boolean', flag: 'without-timestamps', scope: 'call', description: 'decode without timestamp tokens (one segment per window)' },
   maxInitialTimestamp: { kind: 'number', flag: 'max-initial-timestamp', scope: 'call', min: 0, max: 30, description: 'latest first timestamp of a window, seconds' },
   suppressTokens: { kind: 'ints', flag: 'suppress-tokens', scope: 'call', description: 'comma-separated token ids to suppress; -1: the model\'s non-speech list' },
@@ -264,7 +264,7 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   beamSize: { kind: 'int', flag: 'beam-size', scope: 'call', min: 1, max: 64, description: 'beams of the beam search at temperature 0; 1: greedy (openai\'s CLI uses 5)' },
   patience: { kind: 'nullable-number', flag: 'patience', scope: 'call', min: 0, description: 'beam search patience: stop after round(beam size × patience) finished sequences (none: 1)' },
   lengthPenalty: { kind: 'nullable-number', flag: 'length-penalty', scope: 'call', min: 0, max: 1, description: 'ranking length penalty alpha: ((5 + length) / 6) ** alpha (none: divide by the length)' },
-  hotwords: { kind: 'nullable-string', flag: 'hotwords', scope: 'call', description: 'hint words put in every window\'s prompt (not with the prefix)' },
+  hotwords: { kind: 'nullable-string', flag: 'hotwords', scope: 'call', description: 'hint words put in every window\'s prompt (not with the prefix); blank: none' },
   carryInitialPrompt: { kind: 'boolean', flag: 'carry-initial-prompt', scope: 'call', description: 'keep the initial prompt in front of every window\'s prompt' },
   clipTimestamps: { kind: 'numbers', flag: 'clip-timestamps', scope: 'call', min: 0, description: 'comma-separated start,end,… seconds of the clips to transcribe (the last end: end of audio)' },
   repetitionPenalty: { kind: 'number', flag: 'repetition-penalty', scope: 'call', min: 0, description: 'penalty on tokens already in a window\'s output (> 1 penalizes)' },
@@ -320,13 +320,22 @@ export function coerceWith(name: string, spec: OptionSpec, value: unknown): unkn
     if (!Number.isInteger(n)) throw bad(`expected an integer, got ${String(v)}`);
     return n;
   };
-  const list = (v: unknown): unknown[] =>
-    Array.isArray(v) ? v : typeof v === 'string' ? v.split(',').filter((s) => s.trim() !== '') : [v];
+  const list = (v: unknown): unknown[] => {
+    if (Array.isArray(v)) return v;
+    if (typeof v !== 'string') return [v];
+    if (v.trim() === '') return [];
+    const items = v.split(',');
+    if (items.some((s) => s.trim() === '')) throw bad(`empty item in the list ${JSON.stringify(v)}`);
+    return items;
+  };
   switch (spec.kind) {
     case 'string':
     case 'nullable-string': {
       if (value === null && spec.kind === 'nullable-string') return null;
       if (typeof value !== 'string') throw bad(`expected a string, got ${JSON.stringify(value)}`);
+      // a blank text (prompt, prefix, hotwords) is no text: openai/whisper decoding.py DecodingTask._get_initial_tokens
+      // skips an empty prefix (`if prefix := …`); encoded, " " would force or prompt a lone space token
+      if (spec.kind === 'nullable-string' && spec.choices === undefined && value.trim() === '') return null;
       if (spec.choices && !spec.choices.includes(value)) {
         throw bad(`"${value}" is not one of ${spec.choices.join(', ')}`);
       }
@@ -375,7 +384,11 @@ function resolve<T extends object>(keys: readonly (keyof AllOptions)[], input: u
   const allowed = new Set<string>(keys);
   for (const k of Object.keys(given)) {
     if (!allowed.has(k)) {
-      const hint = Object.hasOwn(OPTION_SPECS, k) ? ' (it belongs to the other option group)' : '';
+      const hint = !Object.hasOwn(OPTION_SPECS, k)
+        ? ''
+        : OPTION_SPECS[k as keyof AllOptions].scope === 'load'
+          ? ' (it is a load option: give it to loadModel)'
+          : ' (it is a transcribe option: give it to transcribe)';
       throw new WhisperError('E_OPTIONS', `unknown ${what} "${k}"${hint}`);
     }
   }
@@ -443,6 +456,8 @@ function checkDecodingCombinations(o: TranscribeOptions, given: Record<string, u
   }
   if (o.repetitionPenalty <= 0) throw bad('repetitionPenalty', 'must be > 0');
   if (o.carryInitialPrompt && o.initialPrompt === null) throw bad('carryInitialPrompt', 'needs an initialPrompt');
+  // faster-whisper's get_prompt puts hotwords in the prompt only without a prefix
+  if (o.hotwords !== null && o.prefix !== null) throw bad('hotwords', 'cannot be combined with a prefix (they would be dropped)');
   for (let i = 1; i < o.clipTimestamps.length; i++) {
     if ((o.clipTimestamps[i] as number) < (o.clipTimestamps[i - 1] as number)) {
       throw bad('clipTimestamps', 'the times must not decrease (start,end,start,end,…)');

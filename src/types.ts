@@ -16,7 +16,7 @@ export interface Segment {
   start: number;
   end: number;
   text: string;
-  /** Text tokens of the segment (timestamp tokens removed). */
+  /** The segment's tokens as the decoder chose them, its timestamp tokens included (as openai/whisper reports them). */
   tokens: number[];
   avgLogprob: number;
   noSpeechProb: number;

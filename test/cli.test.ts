@@ -135,10 +135,21 @@ describe('whisper-ts CLI', () => {
     expect(h.stdout).toMatch(/--compression-ratio-threshold.*\(default: 2\.4\)/);
   });
 
-  it('--verbose prints segments with times; English-only model on --task translate is refused', async () => {
+  it('--verbose prints segments with times, under a header per file when there are several; English-only model on --task translate is refused', async () => {
     const r = await cli(['transcribe', JFK, '--model', TINY_EN, '--threads', '2', '--verbose']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^\[00:00:00\.000 --> 00:00:0\d\.\d{3}\] And so my fellow Americans/m);
+    expect(r.stdout).not.toMatch(/==>/);
+    const dir = mkdtempSync(join(tmpdir(), 'wts-verbose-'));
+    copyFileSync(JFK, join(dir, 'two.wav'));
+    const two = await cli(['transcribe', JFK, join(dir, 'two.wav'), '--model', TINY_EN, '--threads', '2', '--verbose']);
+    expect(two.code, two.stderr).toBe(0);
+    const lines = two.stdout.trim().split('\n');
+    expect(lines[0]).toBe(`==> ${JFK} <==`);
+    const second = lines.indexOf(`==> ${join(dir, 'two.wav')} <==`);
+    expect(second).toBeGreaterThan(1);
+    expect(lines.slice(1, second)).toEqual(lines.slice(second + 1));
+    rmSync(dir, { recursive: true, force: true });
     const t = await cli(['transcribe', JFK, '--model', TINY_EN, '--task', 'translate', '--quiet']);
     expect(t.code).not.toBe(0);
     expect(t.stderr).toMatch(/English-only/);
@@ -163,6 +174,10 @@ describe('whisper-ts CLI', () => {
       env: { ...process.env, HF_HUB_OFFLINE: '1' },
     });
     expect(piped.stdout).toBe(q.stdout);
+    // standard input twice: refused before anything is read
+    const twice = await cli(['transcribe', '-', '-', '--model', TINY_EN]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/standard input \(-\) is given more than once/);
 
     const dir = mkdtempSync(join(tmpdir(), 'wts-out-'));
     mkdirSync(join(dir, 'a'));
@@ -186,8 +201,17 @@ describe('whisper-ts CLI', () => {
     mkdirSync(join(dir, 'out', 'one.txt'), { recursive: true }); // a folder where one.txt should go
     const r = await cli(['transcribe', join(dir, 'one.wav'), join(dir, 'two.wav'), '--model', TINY_EN, '--threads', '2', '-o', join(dir, 'out'), '-q']);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/one\.wav: cannot write .*one\.txt/);
+    expect(r.stderr).toMatch(/one\.wav: cannot write .*one\.txt: /);
     expect(readFileSync(join(dir, 'out', 'two.txt'), 'utf8')).toMatch(/ask what you can do for your country/i);
+    // several formats: the message names the one that failed and those left after it, not those already written
+    mkdirSync(join(dir, 'all', 'one.srt'), { recursive: true });
+    const all = await cli(['transcribe', join(dir, 'one.wav'), '--model', TINY_EN, '--threads', '2', '-f', 'all', '-o', join(dir, 'all'), '-q']);
+    expect(all.code).toBe(1);
+    const written = join(dir, 'all', 'one');
+    expect(all.stderr).toContain(`cannot write ${written}.srt: `);
+    expect(all.stderr).toContain(`(not written either: ${written}.vtt, ${written}.tsv)`);
+    expect(all.stderr).not.toMatch(/one\.(txt|json)/);
+    expect(existsSync(`${written}.txt`) && existsSync(`${written}.json`)).toBe(true);
     rmSync(dir, { recursive: true, force: true });
   });
 

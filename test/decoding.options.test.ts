@@ -46,14 +46,13 @@ const LIBRARY: Partial<TranscribeOptions> = {
   suppressBlank: false,
   bestOf: 3,
   seed: 7,
-  prefix: '我们',
   maxInitialTimestamp: 0.5,
 };
 const FLAGS = [
   '--language', 'zh', '--beam-size', '4', '--patience', '1.5', '--length-penalty', '0.6', '--hotwords', '北京 上海',
   '--initial-prompt', '以下是普通话的句子。', '--carry-initial-prompt', '--clip-timestamps', '0,10.5,20',
   '--repetition-penalty', '1.1', '--no-repeat-ngram-size', '3', '--zh-script', 'simplified', '--suppress-tokens', '-1,220',
-  '--suppress-blank', 'false', '--best-of', '3', '--seed', '7', '--prefix', '我们', '--max-initial-timestamp', '0.5',
+  '--suppress-blank', 'false', '--best-of', '3', '--seed', '7', '--max-initial-timestamp', '0.5',
 ];
 
 describe('decoding options: one table for the library, the CLI and JSON', () => {
@@ -102,6 +101,9 @@ describe('decoding options: one table for the library, the CLI and JSON', () => 
     ['zhScript when translating', { zhScript: 'traditional', task: 'translate' }, /zhScript.*translate/],
     ['an unknown script', { zhScript: 'cantonese' }, /zhScript.*not one of as-is, simplified, traditional/],
     ["openai's snake_case name", { beam_size: 5 }, /unknown transcribe option "beam_size"/],
+    ['a load option given to transcribe', { threads: 2 }, /unknown transcribe option "threads" \(it is a load option: give it to loadModel\)/],
+    ['hotwords with a prefix', { hotwords: 'Kennedy', prefix: 'And so' }, /hotwords.*prefix/],
+    ['an empty item in a list', { temperature: '0,,0.2' }, /temperature.*empty item/],
   ];
   it.each(conflicts)('%s is an E_OPTIONS error', (_what, options, message) => {
     let error: unknown;
@@ -229,6 +231,28 @@ describe('the options reach the decoder (whisper-tiny.en, jfk.wav)', () => {
     // and the options did something: no " Americans", nothing after the 9-s clip end
     expect(lib.text).not.toContain(' Americans');
     expect(Math.max(...json.segments.map((s) => s.end))).toBeLessThanOrEqual(9);
+  });
+
+  it('a blank prefix, prompt or hotwords is none: the same tokens as without them (openai skips an empty prefix)', async () => {
+    const plain = await whisper.transcribeAll(JFK, { language: 'en' });
+    expect(resolveTranscribeOptions({ prefix: ' ', initialPrompt: '', hotwords: '\t' })).toMatchObject({ prefix: null, initialPrompt: null, hotwords: null });
+    for (const blank of [{ prefix: '' }, { prefix: ' ' }, { initialPrompt: '' }, { hotwords: ' ' }]) {
+      const r = await whisper.transcribeAll(JFK, { language: 'en', ...blank });
+      expect(r.segments.map((s) => s.tokens)).toEqual(plain.segments.map((s) => s.tokens));
+    }
+  });
+
+  it('flags that would be ignored or contradict each other stop the CLI with the usage exit code', async () => {
+    const cases: [string[], RegExp][] = [
+      [['-q', '--verbose'], /--quiet and --verbose/],
+      [['--vad-threshold', '0.3'], /--vad-\* flags need --vad-filter/],
+      [['--hotwords', 'foo', '--prefix', 'bar'], /hotwords.*prefix/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await cli(['transcribe', JFK, '--model', TINY_EN, ...flags]);
+      expect(r.code, flags.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
   });
 
   it('conflicting flags stop the CLI with the usage exit code and a message naming the flag', async () => {

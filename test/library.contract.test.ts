@@ -3,7 +3,7 @@
  * defaults cannot be changed, a list is a list, an abort stops the segments, and a disposed model says so.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULTS, createStream, decodeAudio, loadModel, type Whisper, type WhisperError } from '../src/index.js';
+import { DEFAULTS, createStream, decodeAudio, formatResult, loadModel, type OutputFormat, type Whisper, type WhisperError } from '../src/index.js';
 import { existsSync } from 'node:fs';
 import { cudaProviderPath } from '../src/runtime/session.js';
 import { JFK, TINY_EN } from './helpers/paths.js';
@@ -40,6 +40,19 @@ describe('library contract (whisper-tiny.en)', () => {
     expect(Object.isFrozen(DEFAULTS.temperature)).toBe(true);
     expect(() => (DEFAULTS.temperature as number[]).push(9)).toThrow(TypeError);
     expect(DEFAULTS.temperature).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+  });
+
+  it('formatResult refuses a format it does not know (a JavaScript caller can pass any string)', async () => {
+    const result = await whisper.transcribeAll(JFK, { temperature: 0 });
+    expect(formatResult(result, 'txt')).toMatch(/ask what you can do for your country/);
+    let error: WhisperError | undefined;
+    try {
+      formatResult(result, 'docx' as OutputFormat);
+    } catch (err) {
+      error = err as WhisperError;
+    }
+    expect(error?.code).toBe('E_OPTIONS');
+    expect(error?.message).toMatch(/unknown output format "docx" \(known: txt, json, srt, vtt, tsv\)/);
   });
 
   it('transcribeMany refuses a single path (a string is not a list of paths)', async () => {

@@ -103,7 +103,8 @@ function runFfmpeg(
           reject(
             new WhisperError(
               'E_FFMPEG_MISSING',
-              `decoding ${label} needs ffmpeg, which was not found ('${ffmpegPath}' is not an executable on PATH); ` +
+              `decoding ${label} needs ffmpeg, which was not found ('${ffmpegPath}' is not an executable` +
+                `${ffmpegPath.includes('/') || ffmpegPath.includes('\\') ? '' : ' on PATH'}); ` +
                 'install ffmpeg, or point WHISPER_TS_FFMPEG (or the ffmpegPath option) at it',
               { cause: err },
             ),
@@ -121,6 +122,11 @@ function runFfmpeg(
           return;
         }
         if (code !== 0) {
+          // a file without an audio track (a silent video, an image): ffmpeg has no stream to map into its output
+          if (/does not contain any stream|matches no streams/.test(stderr)) {
+            reject(new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: it has no audio stream`));
+            return;
+          }
           const why = summarise(stderr).split(inputArg).join(shownAs) || (sig ? `killed by ${sig}` : `exit code ${code}`);
           reject(new WhisperError('E_AUDIO_DECODE', `cannot decode ${label}: ffmpeg failed: ${why}`));
           return;

@@ -31,7 +31,7 @@ export function transcribeCommand(io: CliIo): Command {
     .description('transcribe (or translate) audio and video files')
     .argument('<files...>', 'audio or video files (WAV natively; anything else through ffmpeg); - reads standard input')
     .addOption(
-      new Option('-f, --output-format <format>', 'output file format(s)')
+      new Option('-f, --output-format <format>', 'output file format(s) (default: txt with --output-dir; without either flag the text goes to stdout)')
         .choices([...OUTPUT_FORMATS, 'all'])
     )
     .option('-o, --output-dir <dir>', 'folder for output files (default: . when --output-format is given)')
@@ -54,7 +54,16 @@ export function transcribeCommand(io: CliIo): Command {
 
 async function runTranscribe(files: string[], opts: Record<string, unknown>, io: CliIo): Promise<number> {
   const quiet = opts.quiet === true;
+  if (quiet && opts.verbose === true) {
+    io.stderr.write('error: --quiet and --verbose contradict each other; give one\n');
+    return EXIT.usage;
+  }
   const verbose = !quiet && (opts.verbose === true || io.stdout.isTTY === true);
+  // standard input can be read once: a second `-` would race the first for the same bytes
+  if (files.filter((file) => file === '/dev/stdin' || file === '-').length > 1) {
+    io.stderr.write('error: standard input (-) is given more than once; it can be read only once\n');
+    return EXIT.usage;
+  }
   let formats: OutputFormat[] = [];
   const f = opts.outputFormat as string | undefined;
   const outDir = (opts.outputDir as string | undefined) ?? (f !== undefined ? '.' : undefined);
@@ -65,8 +74,13 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
   let subtitles: SubtitleOptions;
   try {
     load = resolveLoadOptions(givenOptions(opts, 'load'));
-    call = resolveTranscribeOptions(givenOptions(opts, 'call'));
+    const given = givenOptions(opts, 'call');
+    call = resolveTranscribeOptions(given);
     subtitles = subtitleOptions(opts, call.wordTimestamps);
+    // the VAD runs with --vad-filter or a batch size over 1; its flags alone would change nothing
+    if (given.vadOptions !== undefined && !call.vadFilter && call.batchSize === 1) {
+      throw new WhisperError('E_OPTIONS', 'the --vad-* flags need --vad-filter (or --batch-size > 1, which runs the VAD)');
+    }
   } catch (err) {
     io.stderr.write(describeError(err).message + '\n');
     return EXIT.usage;
@@ -172,7 +186,8 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
         if (!verbose) return;
         if (headerFor !== index) {
           headerFor = index;
-          if (many) io.stderr.write(`${todo[index] ?? ''}\n`);
+          // on stdout too, where the segment lines go: with several files they must say whose they are
+          if (many) io.stdout.write(`==> ${todo[index] ?? ''} <==\n`);
           if (info.languageProbability < 1) {
             io.stderr.write(`detected language: ${info.language} (p = ${info.languageProbability.toFixed(2)})\n`);
           }
@@ -189,13 +204,18 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
         }
         if (!verbose && outDir === undefined) io.stdout.write((many ? `${file}: ` : '') + result.text.trim() + '\n');
         const paths = outputsOf(file);
+        let at = 0;
         try {
-          for (let i = 0; i < paths.length; i++) {
-            await writeAtomic(paths[i] as string, formatResult(result, formats[i] as OutputFormat, subtitles));
+          for (; at < paths.length; at++) {
+            await writeAtomic(paths[at] as string, formatResult(result, formats[at] as OutputFormat, subtitles));
           }
         } catch (err) {
-          // an output that cannot be written fails its input, not the inputs after it
-          const why = `cannot write ${paths.join(', ')}: ${err instanceof Error ? err.message : String(err)}`;
+          // an output that cannot be written fails its input, not the inputs after it; the message names the file
+          // that failed and the ones left unwritten after it, not those already written
+          const rest = paths.slice(at + 1);
+          const why =
+            `cannot write ${paths[at] ?? ''}: ${err instanceof Error ? err.message : String(err)}` +
+            (rest.length > 0 ? ` (not written either: ${rest.join(', ')})` : '');
           failures.push(file);
           reasons.push(`${file}: ${why}`);
           io.stderr.write(`${file}: ${why}\n`);

@@ -3,6 +3,7 @@
  * them out. Pure functions of a result; the CLI and the server pick the file names and content types.
  */
 import type { Segment, TranscriptionResult } from '../types.js';
+import { WhisperError } from '../errors.js';
 import { LANGUAGE_NAMES } from '../languages.js';
 
 export const OUTPUT_FORMATS = ['txt', 'json', 'srt', 'vtt', 'tsv'] as const;
@@ -240,4 +241,6 @@ export function formatResult(r: TranscriptionResult, format: OutputFormat, subti
     case 'tsv':
       return toTsv(r);
   }
+  // a JavaScript caller can pass any string
+  throw new WhisperError('E_OPTIONS', `unknown output format ${JSON.stringify(format)} (known: ${OUTPUT_FORMATS.join(', ')})`);
 }
