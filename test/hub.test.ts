@@ -542,6 +542,17 @@ describe('errors, tokens and offline mode', () => {
     expect(error.message).toMatch(/connection was refused/);
     expect(retries.filter((e) => e.type === 'retry').length).toBe(2);
   });
+
+  it('a host name that does not resolve: one retry, not the full count, and E_HUB_NETWORK naming it', async () => {
+    // .invalid never resolves (RFC 2606); with no resolver at all the failure is EAI_AGAIN, handled alike
+    const retries: PullProgressEvent[] = [];
+    const error = await rejection(
+      pullModel('base', opts(tempCache(), { endpoint: 'http://hub.whisper-ts.invalid', retry: { retries: 5, baseDelayMs: 10, maxDelayMs: 50 }, onProgress: (e) => retries.push(e) })),
+    );
+    expect(error.code).toBe('E_HUB_NETWORK');
+    expect(error.message).toMatch(/could not be resolved/);
+    expect(retries.filter((e) => e.type === 'retry').length).toBe(1);
+  });
 });
 
 describe('concurrency, proxy and cache management', () => {

@@ -85,6 +85,17 @@ export function isNetworkError(error: unknown): boolean {
   return code !== undefined && NETWORK_CODES.has(code);
 }
 
+/**
+ * A host name that did not resolve: offline, or a wrong HF_ENDPOINT. One more try covers a resolver's hiccup; five
+ * (with their backoff, 16 s) only delay the answer.
+ */
+export const NAME_RESOLUTION_RETRIES = 1;
+
+export function isNameResolutionError(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+}
+
 export function isRetryable(error: unknown): boolean {
   if (error instanceof HubStatusError) return error.status >= 500 || error.status === 429 || error.status === 408;
   return isNetworkError(error);
@@ -321,7 +332,8 @@ export class HubClient {
         return await fn();
       } catch (error) {
         if (this.signal?.aborted) throw toWhisperError(error, ctx, this.config, this.signal);
-        if (!isRetryable(error) || attempt >= retries) throw toWhisperError(error, ctx, this.config, this.signal);
+        const limit = isNameResolutionError(error) ? Math.min(retries, NAME_RESOLUTION_RETRIES) : retries;
+        if (!isRetryable(error) || attempt >= limit) throw toWhisperError(error, ctx, this.config, this.signal);
         const retryAfter = error instanceof HubStatusError ? error.headers['retry-after'] : undefined;
         const delayMs = this.backoffMs(attempt + 1, retryAfter);
         onRetry?.({ attempt: attempt + 1, retries, delayMs, reason: toWhisperError(error, ctx, this.config).message });

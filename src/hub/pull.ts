@@ -15,7 +15,7 @@ import {
 import { DEFAULT_REVISION, resolveCacheConfig, resolveHubConfig, type ResolvedHubConfig } from './config.js';
 import { downloadBlob } from './download.js';
 import { DEFAULT_PULL_DTYPE, dtypesPresent, isDtype, isExternalDataOf, onnxFilesFor, type Dtype } from './dtypes.js';
-import { HubClient, type RequestContext } from './http.js';
+import { HubClient, NAME_RESOLUTION_RETRIES, isNameResolutionError, type RequestContext } from './http.js';
 import { withFileLock } from './lock.js';
 import { resolveModelId } from './names.js';
 import type { PullOptions, PullProgressEvent } from './types.js';
@@ -272,8 +272,10 @@ export async function pullModel(id: string, options: PullOptions = {}): Promise<
       await client.wait(delayMs);
       // counted on from the attempt above (2/5, 3/5 …), not from 1 again
       const all = config.retry.retries;
+      // a host name that did not resolve gets one more try in all (http.ts NAME_RESOLUTION_RETRIES): the one above
+      const left = isNameResolutionError(error.cause) ? Math.min(all, NAME_RESOLUTION_RETRIES) - 1 : all - 1;
       info = await fetchRepoInfo(client, repo, revision, {
-        retries: all - 1,
+        retries: left,
         onRetry: (i) => onRetry(undefined)({ ...i, attempt: i.attempt + 1, retries: all }),
       });
     }
