@@ -10,7 +10,7 @@ import {
   type TimedWord,
 } from '../src/stream/index.js';
 import { resolveTranscribeOptions } from '../src/options.js';
-import { decodeStep, draftAfter, tokensToPieces } from '../src/stream/window.js';
+import { FALLBACK_MIN_BUFFER_S, decodeStep, draftAfter, tokensToPieces } from '../src/stream/window.js';
 import type { StreamEvent, StreamFinalEvent } from '../src/types.js';
 import {
   SpeechGate,
@@ -271,6 +271,22 @@ describe('end, abort and errors', () => {
     expect(kept.repetitive).toBe(false);
     const text = kept.words.map((w) => w.word).join('');
     expect(text.match(/ask not/g)?.length ?? 0).toBeGreaterThan(5);
+  });
+
+  it('a buffer shorter than FALLBACK_MIN_BUFFER_S is decoded at the first temperature only (no sampled best-of rows)', async () => {
+    // jfk 2.0–2.6 s: a file transcription of it falls back to T = 0.2 (and hears "We'll see you next time.")
+    const audio = jfk.slice(2 * SAMPLE_RATE, 2.6 * SAMPLE_RATE);
+    expect(audio.length / SAMPLE_RATE).toBeLessThan(FALLBACK_MIN_BUFFER_S);
+    const counted = vi.spyOn(whisper.model, 'decode');
+    const file = await whisper.transcribeAll(audio, { language: 'en' });
+    expect(file.segments[0]?.temperature).toBeGreaterThan(0);
+    expect(counted.mock.calls.some(([, cache]) => cache.batch > 1)).toBe(true);
+    counted.mockClear();
+    const step = await decodeStep(whisper.model, resolveTranscribeOptions({}), { audio, offset: 0, language: 'en', prompt: [], prefix: [], seed: 0, windowPadding: 30 });
+    expect(step.temperature).toBe(0);
+    expect(counted.mock.calls.length).toBeGreaterThan(0);
+    expect(counted.mock.calls.every(([, cache]) => cache.batch === 1)).toBe(true);
+    counted.mockRestore();
   });
 
   it("a step's tokens are the next step's draft: what follows the words committed since, timestamps moved with the buffer", async () => {

@@ -110,6 +110,14 @@ function interpolate(words: { word: string }[], from: number, to: number): { sta
   });
 }
 
+/**
+ * Buffers shorter than this are decoded at the first temperature only. A step's text is tentative (the next steps
+ * decode the same audio again with more after it, and only agreed words are committed), and on a word or less of
+ * audio the fallback's sampled candidates (best-of rows at each temperature) often ran to the length limit: audio sent
+ * at 4× real time stalled a stream for 10 s on its first 0.8 s.
+ */
+export const FALLBACK_MIN_BUFFER_S = 2;
+
 /** Decodes the buffer once (with the temperature fallback) and returns the words after the prefix. */
 export async function decodeStep(
   model: WhisperModel,
@@ -152,7 +160,8 @@ export async function decodeStep(
     draft: req.draft,
     signal: req.signal,
   });
-  const result = await decodeWithFallback(o, (temperature) => decodeWindow(model, hidden, window(temperature), ort));
+  const temperatures = duration < FALLBACK_MIN_BUFFER_S ? { ...o, temperature: o.temperature.slice(0, 1) } : o;
+  const result = await decodeWithFallback(temperatures, (temperature) => decodeWindow(model, hidden, window(temperature), ort));
   const tokens = result.tokens.slice(initialTokens(model, window(0)).forced.length);
   const base = { language, languageProbability, temperature: result.temperature, repetitive: false, tokens };
   // openai/whisper transcribe.py: a window the no-speech gate calls silent has no words
