@@ -110,12 +110,18 @@ describe('serve: OpenAI audio API with whisper-tiny.en', () => {
     const deltas: string[] = [];
     const segments: { start: number; end: number; text: string }[] = [];
     let done = '';
+    let language: string | undefined;
     for await (const event of stream) {
       if (event.type === 'transcript.text.delta') deltas.push(event.delta);
       else if (event.type === 'transcript.text.segment') segments.push(event);
-      else if (event.type === 'transcript.text.done') done = event.text;
+      else if (event.type === 'transcript.text.done') {
+        done = event.text;
+        // our addition to OpenAI's event, named as verbose_json names it
+        language = (event as { language?: string }).language;
+      }
     }
     expect(done).toMatch(JFK_TEXT);
+    expect(language).toBe('english');
     expect(deltas.join('').trim()).toBe(done);
     expect(segments.length).toBeGreaterThanOrEqual(2);
     expect(segments.map((s) => s.text).join('')).toBe(deltas.join(''));
@@ -182,7 +188,7 @@ describe('serve: OpenAI audio API with whisper-tiny.en', () => {
     expect(r.status).toBe(413);
     const body = (await r.json()) as { error: { code: string; message: string; param: string } };
     expect(body.error.code).toBe('E_UPLOAD_TOO_LARGE');
-    expect(body.error.message).toContain('1 MB');
+    expect(body.error.message).toContain('1 MiB (--max-upload-mb)');
 
     const long = await makeAudio(JFK, 25, join(dir, 'long.ogg'), ['-c:a', 'libopus', '-b:a', '16k']);
     const e = await apiError(client.audio.transcriptions.create({ file: createReadStream(long), model: 'whisper-1' }));
@@ -226,6 +232,23 @@ describe('serve: OpenAI audio API with whisper-tiny.en', () => {
     });
     expect(unknown.status).toBe(400);
     expect(((await unknown.json()) as { error: { param: string } }).error.param).toBe('beam_sizes');
+  });
+
+  it('quotes a 1,000,000-character field back shortened', async () => {
+    for (const field of ['language', 'model', 'response_format']) {
+      const r = await fetch(`${server.url}/v1/audio/transcriptions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}` },
+        body: form({ bytes: readFileSync(JFK), name: 'jfk.wav' }, { [field]: 'x'.repeat(1_000_000) }),
+      });
+      expect(r.status, field).toBe(400);
+      const text = await r.text();
+      expect(text.length, field).toBeLessThan(1000);
+      expect((JSON.parse(text) as { error: { message: string; param: string } }).error).toMatchObject({
+        param: field,
+        message: expect.stringContaining(`"${'x'.repeat(80)}…"`),
+      });
+    }
   });
 
   it('needs the API key on /v1/ but not on the page, health and metrics', async () => {

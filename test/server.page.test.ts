@@ -63,7 +63,7 @@ describe('serve: the upload page in Chromium', () => {
     expect(texts.length).toBe(times.length);
     expect(times[0]).toMatch(/^00:00:00\.000 → 00:00:\d\d\.\d{3}$/);
     expect(texts.join(' ')).toMatch(/ask not what your country can do for you/i);
-    expect(await page.textContent('#status')).toMatch(/done: \d+ segment\(s\), 11\.0 s of en audio/);
+    expect(await page.textContent('#status')).toMatch(/done: \d+ segment\(s\), 11\.0 s of english audio/);
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: join(ARTIFACTS, 'server-page-upload.png'), fullPage: true });

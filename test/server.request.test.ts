@@ -57,6 +57,17 @@ describe('audio request fields', () => {
     expect(parse({ language: 'en' }, englishOnly).options).toMatchObject({ language: 'en' });
   });
 
+  it('quotes a long bad value back shortened, in our own messages and in the engine messages', () => {
+    const long = 'x'.repeat(1_000_000);
+    for (const field of ['language', 'model', 'response_format', 'stream', 'vad_options', 'temperature', 'beam_size']) {
+      const e = refused({ [field]: long });
+      expect(e.param, field).toBe(field);
+      expect(e.message, field).toContain('x'.repeat(80));
+      expect(e.message.length, field).toBeLessThan(400);
+    }
+    expect(refused({ language: long }).message).toMatch(/^language "x{80}…" is not a language Whisper knows/);
+  });
+
   it('temperature 0 is the fallback ladder (OpenAI), also where the server defaults to another temperature', () => {
     const server = { temperature: [0.6] };
     expect(parse({ temperature: '0' }, multilingual, server).options.temperature).toEqual([...DEFAULTS.temperature]);

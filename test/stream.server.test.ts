@@ -4,7 +4,8 @@
  * jfk.wav (screenshot in test-artifacts/). Needs the build and /usr/bin/chromium. The whole of longform_en at real
  * speed over the WebSocket: stream.longform.test.ts.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -14,7 +15,7 @@ import { SAMPLE_RATE, decodeAudio } from '../src/audio/index.js';
 import type { StreamFinalEvent } from '../src/types.js';
 import { JFK, ROOT, TINY_EN } from './helpers/paths.js';
 import { LONGFORM } from './helpers/stream.js';
-import { metric, startServerProcess, waitFor, type ServerProcess } from './server-helpers.js';
+import { form, metric, startServerProcess, waitFor, type ServerProcess } from './server-helpers.js';
 import { connect, pcm16, sendAudio, type Message } from './helpers/realtime.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -22,6 +23,40 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 
 const finalsOf = (messages: Message[]): StreamFinalEvent[] =>
   messages.filter((m): m is StreamFinalEvent & { at: number } => m.type === 'final');
+
+/**
+ * A WebSocket upgrade request on a raw TCP socket (this side never ends it): what the server sent, once the server
+ * has closed the socket, and whether the server ended it (FIN).
+ */
+function rawUpgrade(url: string, path: string, headers: string[] = []): Promise<{ response: string; serverEnded: boolean }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(Number(port), hostname);
+    let response = '';
+    let serverEnded = false;
+    socket.on('data', (d: Buffer) => (response += d.toString()));
+    socket.on('end', () => (serverEnded = true));
+    socket.on('error', reject);
+    socket.on('close', () => resolve({ response, serverEnded }));
+    const lines = [
+      `GET ${path} HTTP/1.1`,
+      `Host: ${hostname}:${port}`,
+      'Connection: Upgrade',
+      'Upgrade: websocket',
+      'Sec-WebSocket-Version: 13',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      ...headers,
+    ];
+    socket.write(lines.join('\r\n') + '\r\n\r\n');
+  });
+}
+
+/** The status line and the Connection header of a raw HTTP response. */
+function head(response: string): { status: string; connection: string | undefined } {
+  const lines = response.split('\r\n');
+  const connection = lines.find((l) => /^connection:/i.test(l))?.replace(/^connection:\s*/i, '');
+  return { status: lines[0] ?? '', connection };
+}
 
 describe('serve: live transcription over the WebSocket /v1/realtime', () => {
   let server: ServerProcess;
@@ -91,6 +126,42 @@ describe('serve: live transcription over the WebSocket /v1/realtime', () => {
     expect(c.messages[0]).toMatchObject({ type: 'error', code: 'E_BAD_REQUEST' });
   });
 
+  it('checks start options as the HTTP endpoints do: an unknown language first; options must be an object', async () => {
+    const refusal = async (start: object): Promise<{ type: string; code?: string; message: string }> => {
+      const s = connect(server.url);
+      await s.opened;
+      s.ws.send(JSON.stringify({ type: 'start', ...start }));
+      expect(await s.closed).toMatchObject({ code: 1008 });
+      expect(s.messages.length).toBe(1);
+      return s.messages[0] as unknown as { type: string; code?: string; message: string };
+    };
+    const unknown = await refusal({ options: { language: 'xx' } });
+    expect(unknown).toMatchObject({ type: 'error', code: 'E_OPTIONS', message: expect.stringMatching(/"xx" is not a language Whisper knows/) });
+    const http = await fetch(`${server.url}/v1/audio/transcriptions`, {
+      method: 'POST',
+      body: form({ bytes: readFileSync(JFK), name: 'jfk.wav' }, { language: 'xx' }),
+    });
+    expect(((await http.json()) as { error: { message: string } }).error.message).toBe(unknown.message);
+    expect(await refusal({ options: { language: 'de' } })).toMatchObject({ code: 'E_OPTIONS', message: expect.stringMatching(/English-only/) });
+    for (const options of ['en', ['en'], 5]) {
+      expect(await refusal({ options })).toMatchObject({ code: 'E_OPTIONS', message: expect.stringMatching(/^options must be an object/) });
+    }
+    // a long value comes back shortened
+    const long = await refusal({ options: { language: 'x'.repeat(100_000) } });
+    expect(long.message).toContain(`"${'x'.repeat(80)}…"`);
+    expect(long.message.length).toBeLessThan(400);
+  });
+
+  it('answers an upgrade to a route that is not a WebSocket with 404 and Connection: close, and closes the socket', async () => {
+    for (const path of ['/nope', '/v1/models']) {
+      const { response, serverEnded } = await rawUpgrade(server.url, path);
+      expect(head(response), path).toEqual({ status: 'HTTP/1.1 404 Not Found', connection: 'close' });
+      expect(response, path).toContain('"E_NOT_FOUND"');
+      expect(serverEnded, path).toBe(true);
+    }
+    expect((await fetch(`${server.url}/v1/models`)).status).toBe(200);
+  });
+
   it('a client that leaves in the middle frees its stream', async () => {
     const a = connect(server.url);
     await a.opened;
@@ -140,6 +211,17 @@ describe('serve: the live endpoint behind an API key', () => {
     expect(health.api_key_required).toBe(true);
   }, 120_000);
 
+  it('refuses an upgrade without the key with 401 and Connection: close, and closes the socket', async () => {
+    const { response, serverEnded } = await rawUpgrade(server.url, '/v1/realtime');
+    expect(head(response)).toEqual({ status: 'HTTP/1.1 401 Unauthorized', connection: 'close' });
+    expect(response).toContain('"E_UNAUTHORIZED"');
+    expect(serverEnded).toBe(true);
+    const wrong = await rawUpgrade(server.url, '/v1/realtime', ['Authorization: Bearer wrong']);
+    expect(head(wrong.response)).toEqual({ status: 'HTTP/1.1 401 Unauthorized', connection: 'close' });
+    expect(wrong.serverEnded).toBe(true);
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+  });
+
   it('closes a stream whose client sends nothing for --live-idle-timeout seconds, before and after start', async () => {
     const auth = { authorization: 'Bearer sesame' };
     const silent = connect(server.url, auth);
@@ -170,6 +252,73 @@ describe('serve: the live endpoint behind an API key', () => {
     expect(server.exited()).toBe(false);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
   }, 60_000);
+});
+
+describe('serve: audio that comes while a stream starts (the live worker loads its model on the first stream)', () => {
+  let server: ServerProcess;
+  let jfk: Float32Array;
+  beforeAll(async () => {
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1']);
+    jfk = await decodeAudio(JFK);
+  });
+  afterAll(async () => {
+    expect(await server?.stop()).toBe(0);
+  });
+
+  const START = JSON.stringify({ type: 'start', options: { language: 'en' } });
+  const END = JSON.stringify({ type: 'end' });
+  const received = (messages: Message[]): number | undefined =>
+    (messages.find((m) => m.type === 'done') as { stats?: { received: number } } | undefined)?.stats?.received;
+
+  it('ignores audio after end while the stream starts, as once it runs; refuses more than 60 s held before ready (1009)', async () => {
+    const first = pcm16(jfk.subarray(0, 3 * SAMPLE_RATE));
+    const rest = pcm16(jfk.subarray(3 * SAMPLE_RATE));
+    // both go out before the worker has its model: these are the server's first streams
+    const a = connect(server.url);
+    const b = connect(server.url);
+    await Promise.all([a.opened, b.opened]);
+    for (const frame of [START, first, END, rest, END]) a.ws.send(frame);
+    const held = pcm16(new Float32Array(61 * SAMPLE_RATE));
+    b.ws.send(START);
+    b.ws.send(held.subarray(0, held.length / 2));
+    b.ws.send(held.subarray(held.length / 2));
+    expect(await b.closed).toMatchObject({ code: 1009 });
+    expect(b.messages).toEqual([expect.objectContaining({ type: 'error', code: 'E_AUDIO_TOO_LONG' })]);
+    expect(await a.closed).toMatchObject({ code: 1000 });
+    expect(a.messages.filter((m) => m.type === 'error')).toEqual([]);
+    expect(a.messages[0]).toMatchObject({ type: 'ready' });
+    expect(received(a.messages)).toBeCloseTo(3, 3);
+    expect(finalsOf(a.messages).map((f) => f.text).join('')).not.toMatch(/country/i);
+
+    // the same sequence on a stream that runs
+    const c = connect(server.url);
+    await c.opened;
+    c.ws.send(START);
+    await waitFor('ready', async () => c.messages.some((m) => m.type === 'ready'));
+    for (const frame of [first, END, rest, END]) c.ws.send(frame);
+    expect(await c.closed).toMatchObject({ code: 1000 });
+    expect(c.messages.filter((m) => m.type === 'error')).toEqual([]);
+    expect(received(c.messages)).toBeCloseTo(3, 3);
+  }, 120_000);
+});
+
+describe('serve --max-streams 0: the live endpoint is turned off', () => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServerProcess(['--model', TINY_EN, '--concurrency', '1', '--max-streams', '0']);
+  });
+  afterAll(async () => {
+    expect(await server?.stop()).toBe(0);
+  });
+
+  it('answers /v1/realtime with 503 E_UNAVAILABLE, to a plain GET and to an upgrade (then closes the socket)', async () => {
+    const res = await fetch(server.url + '/v1/realtime');
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error: { code: 'E_UNAVAILABLE', message: expect.stringMatching(/--max-streams 0/) } });
+    const { response, serverEnded } = await rawUpgrade(server.url, '/v1/realtime');
+    expect(head(response)).toEqual({ status: 'HTTP/1.1 503 Service Unavailable', connection: 'close' });
+    expect(serverEnded).toBe(true);
+  });
 });
 
 describe('serve: the live half of the page in Chromium, with a fake microphone', () => {

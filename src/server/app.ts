@@ -4,15 +4,16 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import fastifyMultipart from '@fastify/multipart';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { TranscribeOptions } from '../index.js';
 import { registerAudioRoutes } from './audio-routes.js';
-import { HttpError, errorBody, toHttpError } from './errors.js';
-import { KEY_SUBPROTOCOL, registerLiveRoutes, type LiveHub } from './live.js';
+import { HttpError, errorBody, shorten, toHttpError } from './errors.js';
+import { KEY_SUBPROTOCOL, LIVE_PATH, registerLiveRoutes, type LiveHub } from './live.js';
 import type { ServerMetrics } from './metrics.js';
 import type { WorkerPool } from './pool.js';
 import { FIELD_LIMIT_BYTES, type ServedModel } from './request.js';
@@ -31,7 +32,7 @@ export interface AppConfig {
   logger: boolean;
   /** The web page's folder; default public/ beside this module (the build copies it to dist/server/public). */
   publicDir?: string;
-  /** Live transcription streams (WebSocket /v1/realtime); without it the route is not there. */
+  /** Live transcription streams (WebSocket /v1/realtime); without it the route answers 503. */
   live?: LiveHub;
 }
 
@@ -39,6 +40,19 @@ export const PUBLIC_DIR = fileURLToPath(new URL('./public/', import.meta.url));
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+/** The client asked to switch protocols (Connection: upgrade plus an Upgrade header). */
+function asksUpgrade(request: FastifyRequest): boolean {
+  return request.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(request.headers.connection ?? '');
+}
+
+/**
+ * The request came through the server's 'upgrade' event (@fastify/websocket listens to it): Node's HTTP machinery
+ * has let go of its socket, so nothing closes the socket after a refusal unless the server does.
+ */
+function upgradeEvent(request: FastifyRequest): boolean {
+  return (request.raw as IncomingMessage & { upgrade?: boolean }).upgrade === true;
 }
 
 export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
@@ -54,12 +68,16 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
     return reply.status(e.status).send(errorBody(e));
   });
   app.setNotFoundHandler((request, reply) => {
-    const e = new HttpError(404, 'E_NOT_FOUND', `no route ${request.method} ${request.url}`);
+    const e = new HttpError(404, 'E_NOT_FOUND', `no route ${request.method} ${shorten(request.url)}`);
     return reply.status(404).send(errorBody(e));
   });
   // a request whose client went away is counted once, as 499 (nginx's "client closed request"), with or without a reply
   const counted = new WeakSet<object>();
   app.addHook('onRequest', (request, reply, done) => {
+    if (upgradeEvent(request) && request.routeOptions.url !== LIVE_PATH) {
+      // @fastify/websocket would switch protocols on any GET route and then close: refuse in plain HTTP instead
+      return done(new HttpError(404, 'E_NOT_FOUND', `no WebSocket route at ${shorten(request.url)}`));
+    }
     if (request.headers.upgrade !== undefined) return done(); // a WebSocket: its socket is the stream's, not a reply
     reply.raw.on('close', () => {
       if (reply.raw.writableFinished || counted.has(request)) return;
@@ -68,7 +86,13 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
     });
     done();
   });
+  // an upgrade request answered in HTTP (401, 404, 503 …) gets Connection: close, and its socket is closed after
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (asksUpgrade(request)) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.addHook('onResponse', (request, reply, done) => {
+    if (upgradeEvent(request)) request.raw.socket.destroySoon();
     if (counted.has(request)) return done();
     counted.add(request);
     metrics.request(request.routeOptions.url ?? 'unmatched', reply.statusCode);
@@ -112,6 +136,10 @@ export async function buildApp(config: AppConfig): Promise<FastifyInstance> {
       maxDurationS: config.maxDurationS,
       registry: metrics.registry,
       ...(config.liveIdleTimeoutS !== undefined ? { idleTimeoutS: config.liveIdleTimeoutS } : {}),
+    });
+  } else {
+    app.get(LIVE_PATH, async () => {
+      throw new HttpError(503, 'E_UNAVAILABLE', 'live transcription is turned off on this server (--max-streams 0)');
     });
   }
 

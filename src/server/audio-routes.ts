@@ -2,12 +2,12 @@
  * POST /v1/audio/transcriptions and /v1/audio/translations: the OpenAI audio API. The upload is read (size-limited),
  * queued for a worker, and answered in the asked format — or, with stream=true, as server-sent events while the
  * worker decodes: per segment a `transcript.text.delta` (OpenAI's event, for clients that join deltas) and a
- * `transcript.text.segment` (id, start, end, text), then `transcript.text.done`. A client that goes away cancels its
+ * `transcript.text.segment` (id, start, end, text), then `transcript.text.done` (text, language, duration). A client that goes away cancels its
  * job, waiting or running.
  */
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { formatResult, toVerboseJson, type Segment, type Task, type TranscribeOptions, type TranscriptionResult } from '../index.js';
+import { LANGUAGE_NAMES, formatResult, toVerboseJson, type Segment, type Task, type TranscribeOptions, type TranscriptionResult } from '../index.js';
 import { errorBody, toHttpError } from './errors.js';
 import type { JobResult, WorkerPool } from './pool.js';
 import { readAudioRequest, type AudioRequest, type ServedModel } from './request.js';
@@ -100,7 +100,9 @@ async function handle(
       onSegment: (s) => write(segmentEvents(s)),
     });
     const text = toResult(result).text.trim();
-    write(sse({ type: 'transcript.text.done', text, language: result.info.language, duration: result.info.duration }));
+    // OpenAI's done event has no language; ours names it as verbose_json does ("english")
+    const language = LANGUAGE_NAMES[result.info.language] ?? result.info.language;
+    write(sse({ type: 'transcript.text.done', text, language, duration: result.info.duration }));
   } catch (err) {
     if (!out) throw err;
     // after the 200: the error travels as an event (the openai client throws it as an APIError)

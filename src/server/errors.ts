@@ -68,7 +68,7 @@ export function toHttpError(err: unknown, limits: { maxUploadBytes: number }): H
     return new HttpError(
       413,
       'E_UPLOAD_TOO_LARGE',
-      `the upload is larger than this server's limit of ${formatMb(limits.maxUploadBytes)} (--max-upload-mb)`,
+      `the upload is larger than this server's limit of ${formatMib(limits.maxUploadBytes)} (--max-upload-mb)`,
       'file',
     );
   }
@@ -93,7 +93,18 @@ export function errorBody(e: HttpError): OpenAIErrorBody {
   return { error: { message: e.message, type: errorType(e.status), param: e.param, code: e.code } };
 }
 
-export function formatMb(bytes: number): string {
-  const mb = bytes / (1024 * 1024);
-  return `${Number.isInteger(mb) ? mb : mb.toFixed(2)} MB`;
+/** Bytes in MiB, the unit of --max-upload-mb. */
+export function formatMib(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return `${Number.isInteger(mib) ? mib : mib.toFixed(2)} MiB`;
+}
+
+/** Characters of a client's value that a message quotes back (a form field may hold 1 MiB). */
+export const QUOTE_CHARS = 80;
+/** Characters of an engine message about a client's value (the engine quotes values whole). */
+export const MESSAGE_CHARS = 300;
+
+/** A client's value (or a message that quotes one) cut to `max` characters, with … where it was cut. */
+export function shorten(text: string, max = QUOTE_CHARS): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }

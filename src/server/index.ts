@@ -30,7 +30,7 @@ export interface ServerOptions {
   jobsPerWorker: number;
   /** Jobs that may wait for a worker; one more gets 429 with Retry-After. */
   maxQueue: number;
-  /** Live streams (WebSocket /v1/realtime) at once, all in one worker thread of their own; 0: no live endpoint. */
+  /** Live streams (WebSocket /v1/realtime) at once, all in one worker thread of their own; 0: /v1/realtime answers 503. */
   maxStreams: number;
   /** Seconds a live stream may send nothing before it is closed (1008, E_IDLE_TIMEOUT). */
   liveIdleTimeoutS: number;

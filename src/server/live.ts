@@ -7,13 +7,13 @@
  *   client → server  {"type":"start","options":{…},"format":"pcm16"|"f32","sample_rate":16000,"model":"…"}
  *                    the options are the library's stream options (language, task, minChunkSeconds, agreement, …);
  *                    format: little-endian 16-bit PCM (default) or 32-bit float; mono, 16 kHz only
- *                    binary frames: audio, any size
- *                    {"type":"end"}: no more audio; the tail is committed, then "done"
+ *                    binary frames: audio, any size (up to EARLY_AUDIO_S of it may come before "ready")
+ *                    {"type":"end"}: no more audio; the tail is committed, then "done"; what comes after is ignored
  *   server → client  {"type":"ready","model","sample_rate","format"} once the stream runs
  *                    {"type":"language"|"partial"|"final",…}: the StreamEvent objects of the library, as they happen
  *                    {"type":"done","stats":{…}} after "end", then the socket closes (1000)
- *                    {"type":"error","code","message"}, then the socket closes (1008 the client's fault, 1013 busy,
- *                    1011 the server's)
+ *                    {"type":"error","code","message"}, then the socket closes (1008 the client's fault, 1009 too
+ *                    much audio before "ready", 1013 busy, 1011 the server's)
  * Closing the socket early stops the stream; a socket that sends nothing for LIVE_IDLE_TIMEOUT_S (30 s) is closed. With an API key, send `Authorization: Bearer <key>` or, from a
  * browser, offer the subprotocol `openai-insecure-api-key.<key>` (as OpenAI's Realtime API takes it).
  */
@@ -22,12 +22,18 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { RawData, WebSocket } from 'ws';
 import { isWhisperError, resolveStreamOptions, type StreamEvent, type StreamStats } from '../index.js';
-import { HttpError } from './errors.js';
+import { HttpError, MESSAGE_CHARS, shorten } from './errors.js';
 import type { LiveFromWorker, LiveToWorker } from './live-protocol.js';
 import type { SerializedError, WorkerConfig } from './protocol.js';
-import type { ServedModel } from './request.js';
+import { languageProblem, type ServedModel } from './request.js';
 
 const SAMPLE_RATE = 16_000;
+export const LIVE_PATH = '/v1/realtime';
+/**
+ * Seconds of audio a stream holds while it starts (the first stream waits for the live worker to load the model);
+ * more is refused with 1009, the close code of an oversized frame.
+ */
+export const EARLY_AUDIO_S = 60;
 /**
  * A stream whose client sends nothing (no start, audio or end) for this long is closed (1008, E_IDLE_TIMEOUT), so a
  * client that went silent without closing cannot hold one of the `maxStreams` places. A microphone sends audio
@@ -39,7 +45,7 @@ export const KEY_SUBPROTOCOL = 'openai-insecure-api-key.';
 
 export interface LiveHubOptions {
   worker: WorkerConfig;
-  /** Streams at once; one more is refused (1013). 0: the endpoint answers 503. */
+  /** Streams at once; one more is refused (1013). 0: every stream is refused (1013, E_UNAVAILABLE). */
   maxStreams: number;
   /** The worker script; default live-worker.js beside this module. */
   workerUrl?: URL;
@@ -176,6 +182,11 @@ interface StartMessage {
   model?: string;
 }
 
+/** A client's value quoted in a message: its JSON, shortened. */
+function quote(value: unknown): string {
+  return shorten(JSON.stringify(value) ?? String(value));
+}
+
 /** A client error: sent as an error message, then the socket closes with 1008. */
 class ClientError extends Error {
   constructor(
@@ -199,24 +210,30 @@ function parseStart(text: string, served: ServedModel): Required<Pick<StartMessa
   const start = m as StartMessage;
   const known = new Set(['type', 'options', 'format', 'sample_rate', 'model']);
   for (const key of Object.keys(start)) {
-    if (!known.has(key)) throw new ClientError('E_BAD_REQUEST', `unknown field "${key}" in the start message`);
+    if (!known.has(key)) throw new ClientError('E_BAD_REQUEST', `unknown field ${quote(key)} in the start message`);
   }
   const format = start.format ?? 'pcm16';
   if (format !== 'pcm16' && format !== 'f32') {
-    throw new ClientError('E_BAD_REQUEST', `format must be "pcm16" or "f32", not ${JSON.stringify(start.format)}`);
+    throw new ClientError('E_BAD_REQUEST', `format must be "pcm16" or "f32", not ${quote(start.format)}`);
   }
   if ((start.sample_rate ?? SAMPLE_RATE) !== SAMPLE_RATE) {
-    throw new ClientError('E_BAD_REQUEST', `sample_rate must be the number 16000 (mono), not ${JSON.stringify(start.sample_rate)}`);
+    throw new ClientError('E_BAD_REQUEST', `sample_rate must be the number 16000 (mono), not ${quote(start.sample_rate)}`);
   }
   if (start.model !== undefined && !served.aliases.has(start.model)) {
-    throw new ClientError('E_MODEL_NOT_SERVED', `this server does not serve "${start.model}"`);
+    throw new ClientError('E_MODEL_NOT_SERVED', `this server does not serve ${quote(start.model)}`);
   }
-  const options = { ...(start.options ?? {}) };
+  const given: unknown = start.options ?? {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new ClientError('E_OPTIONS', `options must be an object, such as {"language": "en"}, not ${quote(given)}`);
+  }
+  const options: Record<string, unknown> = { ...given };
   // an empty language is "not given", as the HTTP endpoints take it (a form's empty field)
   if (typeof options.language === 'string' && options.language.trim() === '') delete options.language;
   try {
     const resolved = resolveStreamOptions(options);
     // checked here against what the server serves (the worker's own error would name the model's folder)
+    const problem = languageProblem(resolved.transcribe.language, served);
+    if (problem !== null) throw new ClientError('E_OPTIONS', problem);
     if (resolved.transcribe.wordTimestamps && !served.wordTimestamps) {
       throw new ClientError(
         'E_OPTIONS',
@@ -228,7 +245,7 @@ function parseStart(text: string, served: ServedModel): Required<Pick<StartMessa
     }
   } catch (err) {
     if (err instanceof ClientError) throw err;
-    if (isWhisperError(err)) throw new ClientError(err.code, err.message);
+    if (isWhisperError(err)) throw new ClientError(err.code, shorten(err.message, MESSAGE_CHARS));
     throw err;
   }
   return { format, options };
@@ -285,7 +302,7 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
 
   app.route({
     method: 'GET',
-    url: '/v1/realtime',
+    url: LIVE_PATH,
     // a plain GET (no upgrade) gets an answer that says what the route is, in the API's error shape
     handler: async (_request, reply) => {
       void reply.header('upgrade', 'websocket');
@@ -295,7 +312,10 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
       let state: 'waiting' | 'starting' | 'running' | 'ending' | 'closed' = 'waiting';
       let handle: LiveHandle | undefined;
       let decode: ((data: Buffer) => Float32Array) | undefined;
+      // audio that comes while the stream starts, fed to it once it runs
       const early: Buffer[] = [];
+      let earlyBytes = 0;
+      let earlyLimit = 0;
       let samples = 0;
       let endRequested = false;
 
@@ -340,7 +360,8 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
       };
       watch();
       socket.on('message', (data: RawData, isBinary: boolean) => {
-        if (state === 'closed' || state === 'ending') return;
+        // after "end" nothing counts, whether the stream runs already or still starts
+        if (state === 'closed' || state === 'ending' || endRequested) return;
         watch();
         if (state === 'waiting') {
           if (isBinary) return fail('E_BAD_REQUEST', 'send {"type":"start", …} before audio', 1008);
@@ -353,6 +374,7 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
           }
           state = 'starting';
           decode = createDecoder(start.format);
+          earlyLimit = EARLY_AUDIO_S * SAMPLE_RATE * (start.format === 'pcm16' ? 2 : 4);
           hub
             .open(start.options, {
               onEvent: (event) => send(event),
@@ -384,8 +406,14 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
           return;
         }
         if (isBinary) {
-          if (state === 'starting') early.push(Buffer.from(toBuffer(data)));
-          else push(toBuffer(data));
+          if (state !== 'starting') return push(toBuffer(data));
+          const b = Buffer.from(toBuffer(data));
+          earlyBytes += b.length;
+          if (earlyBytes > earlyLimit) {
+            early.length = 0;
+            return fail('E_AUDIO_TOO_LONG', `more than ${EARLY_AUDIO_S} s of audio came before the stream was ready; wait for {"type":"ready"}`, 1009);
+          }
+          early.push(b);
           return;
         }
         let m: unknown;
@@ -395,10 +423,10 @@ export function registerLiveRoutes(app: FastifyInstance, config: LiveRouteConfig
           return fail('E_BAD_REQUEST', 'text frames must be JSON', 1008);
         }
         if (typeof m !== 'object' || m === null || Array.isArray(m)) {
-          return fail('E_BAD_REQUEST', `text frames must be JSON objects, not ${JSON.stringify(m)}`, 1008);
+          return fail('E_BAD_REQUEST', `text frames must be JSON objects, not ${quote(m)}`, 1008);
         }
         const type = (m as { type?: unknown }).type;
-        if (type !== 'end') return fail('E_BAD_REQUEST', `unknown message type ${JSON.stringify(type)}`, 1008);
+        if (type !== 'end') return fail('E_BAD_REQUEST', `unknown message type ${quote(type)}`, 1008);
         if (state === 'starting') endRequested = true;
         else {
           state = 'ending';

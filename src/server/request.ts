@@ -14,7 +14,7 @@ import {
   type Task,
   type TranscribeOptions,
 } from '../index.js';
-import { HttpError } from './errors.js';
+import { HttpError, MESSAGE_CHARS, shorten } from './errors.js';
 
 /** The largest text field of a request (the multipart parser's fieldSize). */
 export const FIELD_LIMIT_BYTES = 1024 * 1024;
@@ -81,7 +81,7 @@ function extensionValue(param: string, key: keyof AllOptions, value: string | un
   try {
     return JSON.parse(value) as unknown;
   } catch {
-    throw badField(param, `${param} must be a JSON object, such as {"threshold": 0.5}; got ${JSON.stringify(value.slice(0, 80))}`);
+    throw badField(param, `${param} must be a JSON object, such as {"threshold": 0.5}; got ${JSON.stringify(shorten(value))}`);
   }
 }
 
@@ -96,9 +96,25 @@ function checked(param: string, key: string, value: unknown): unknown {
   try {
     return (resolveTranscribeOptions({ [key]: value }) as unknown as Record<string, unknown>)[key];
   } catch (err) {
-    if (isWhisperError(err)) throw badField(param, `${param}: ${err.message}`);
+    if (isWhisperError(err)) throw badField(param, `${param}: ${shorten(err.message, MESSAGE_CHARS)}`);
     throw err;
   }
+}
+
+/**
+ * Why `language` cannot be used with the served model, or null. An unknown language is named before the English-only
+ * rule; the HTTP endpoints and the live route both check this way.
+ */
+export function languageProblem(language: string, served: ServedModel): string | null {
+  const asked = language.trim();
+  const code = asked.toLowerCase() === 'auto' ? 'auto' : toLanguageCode(asked);
+  if (code === undefined) {
+    return `language "${shorten(asked)}" is not a language Whisper knows (an ISO 639-1 code such as "de", or a name such as "German")`;
+  }
+  if (!served.multilingual && code !== 'auto' && code !== 'en') {
+    return `the served model ${served.id} is English-only; language "${shorten(asked)}" cannot be used`;
+  }
+  return null;
 }
 
 /**
@@ -127,7 +143,7 @@ export function parseAudioFields(
   for (const name of fields.keys()) {
     if (OPENAI_FIELDS.has(name) || IGNORED_FIELDS.has(name)) continue;
     const key = EXTENSION_FIELDS.get(name);
-    if (key === undefined) throw badField(name, `unknown field "${name}"`, 'E_BAD_REQUEST');
+    if (key === undefined) throw badField(name, `unknown field "${shorten(name)}"`, 'E_BAD_REQUEST');
     given[key] = extensionValue(name, key, one(name));
     fieldOf.set(key, name);
   }
@@ -137,7 +153,7 @@ export function parseAudioFields(
     throw new HttpError(
       400,
       'E_MODEL_NOT_SERVED',
-      `this server serves ${served.id} (also called ${[...served.aliases].filter((a) => a !== served.id).join(', ')}), not "${model}"`,
+      `this server serves ${served.id} (also called ${[...served.aliases].filter((a) => a !== served.id).join(', ')}), not "${shorten(model)}"`,
       'model',
     );
   }
@@ -146,13 +162,8 @@ export function parseAudioFields(
   if (language !== undefined && language.trim() !== '') {
     const asked = language.trim();
     given.language = checked('language', 'language', asked);
-    const code = asked.toLowerCase() === 'auto' ? 'auto' : toLanguageCode(asked);
-    if (code === undefined) {
-      throw badField('language', `language "${asked}" is not a language Whisper knows (an ISO 639-1 code such as "de", or a name such as "German")`);
-    }
-    if (!served.multilingual && code !== 'auto' && code !== 'en') {
-      throw badField('language', `the served model ${served.id} is English-only; language "${asked}" cannot be used`);
-    }
+    const problem = languageProblem(asked, served);
+    if (problem !== null) throw badField('language', problem);
   }
 
   const prompt = one('prompt');
@@ -169,19 +180,19 @@ export function parseAudioFields(
 
   const format = one('response_format') ?? 'json';
   if (!(RESPONSE_FORMATS as readonly string[]).includes(format)) {
-    throw badField('response_format', `response_format "${format}" is not one of ${RESPONSE_FORMATS.join(', ')}`);
+    throw badField('response_format', `response_format "${shorten(format)}" is not one of ${RESPONSE_FORMATS.join(', ')}`);
   }
   const responseFormat = format as ResponseFormat;
 
   const stream = one('stream');
   if (stream !== undefined && !['true', 'false', ''].includes(stream)) {
-    throw badField('stream', `stream must be true or false, not "${stream}"`);
+    throw badField('stream', `stream must be true or false, not "${shorten(stream)}"`);
   }
 
   const granularities = [...(fields.get('timestamp_granularities[]') ?? []), ...(fields.get('timestamp_granularities') ?? [])];
   for (const g of granularities) {
     if (g !== 'segment' && g !== 'word') {
-      throw badField('timestamp_granularities[]', `timestamp granularity "${g}" is not one of segment, word`);
+      throw badField('timestamp_granularities[]', `timestamp granularity "${shorten(g)}" is not one of segment, word`);
     }
   }
   const words = granularities.includes('word');
@@ -211,7 +222,7 @@ export function parseAudioFields(
   try {
     options = { ...resolveTranscribeOptions({ ...defaults, ...given, task }) };
   } catch (err) {
-    if (isWhisperError(err)) throw new HttpError(400, err.code, err.message, fieldOfError(err.message, fieldOf));
+    if (isWhisperError(err)) throw new HttpError(400, err.code, shorten(err.message, MESSAGE_CHARS), fieldOfError(err.message, fieldOf));
     throw err;
   }
   return {
@@ -241,13 +252,13 @@ export async function readAudioRequest(
       if (part.type === 'file') {
         if (part.fieldname !== 'file') {
           part.file.resume();
-          throw badField(part.fieldname, `unexpected file field "${part.fieldname}"; the audio goes in "file"`, 'E_BAD_REQUEST');
+          throw badField(part.fieldname, `unexpected file field "${shorten(part.fieldname)}"; the audio goes in "file"`, 'E_BAD_REQUEST');
         }
         audio = await part.toBuffer();
         filename = part.filename;
       } else {
         if (part.valueTruncated) {
-          throw badField(part.fieldname, `the field "${part.fieldname}" is longer than the ${FIELD_LIMIT_TEXT} a text field may hold`, 'E_BAD_REQUEST');
+          throw badField(part.fieldname, `the field "${shorten(part.fieldname)}" is longer than the ${FIELD_LIMIT_TEXT} a text field may hold`, 'E_BAD_REQUEST');
         }
         const list = fields.get(part.fieldname) ?? [];
         list.push(typeof part.value === 'string' ? part.value : String(part.value));
