@@ -301,10 +301,15 @@ export function coerceOption(key: keyof AllOptions, value: unknown): unknown {
 /** Checks one value against a spec (`name` is how messages call it) and returns it in canonical form. */
 export function coerceWith(name: string, spec: OptionSpec, value: unknown): unknown {
   const bad = (message: string): WhisperError => new WhisperError('E_OPTIONS', `option ${label(name, spec)}: ${message}`);
+  // a value quoted back, cut short: a server's form field may hold a megabyte
+  const q = (v: unknown, json = true): string => {
+    const text = json ? (JSON.stringify(v) ?? String(v)) : String(v);
+    return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+  };
   const range = (n: number): number => {
     // a spec whose max is Infinity takes 'inf' (no limit)
     if (Number.isNaN(n) || (!Number.isFinite(n) && spec.max !== Infinity)) {
-      throw bad(`${String(value)} is not a finite number`);
+      throw bad(`${q(value, false)} is not a finite number`);
     }
     if (spec.min !== undefined && n < spec.min) throw bad(`${n} is below the minimum ${spec.min}`);
     if (spec.max !== undefined && n > spec.max) throw bad(`${n} is above the maximum ${spec.max}`);
@@ -312,12 +317,12 @@ export function coerceWith(name: string, spec: OptionSpec, value: unknown): unkn
   };
   const toNumber = (v: unknown): number => {
     const n = typeof v === 'string' && v.trim() !== '' ? (/^\+?inf(inity)?$/i.test(v.trim()) ? Infinity : Number(v)) : v;
-    if (typeof n !== 'number') throw bad(`expected a number, got ${JSON.stringify(v)}`);
+    if (typeof n !== 'number') throw bad(`expected a number, got ${q(v)}`);
     return range(n);
   };
   const toInt = (v: unknown): number => {
     const n = toNumber(v);
-    if (!Number.isInteger(n)) throw bad(`expected an integer, got ${String(v)}`);
+    if (!Number.isInteger(n)) throw bad(`expected an integer, got ${q(v, false)}`);
     return n;
   };
   const list = (v: unknown): unknown[] => {
@@ -325,19 +330,19 @@ export function coerceWith(name: string, spec: OptionSpec, value: unknown): unkn
     if (typeof v !== 'string') return [v];
     if (v.trim() === '') return [];
     const items = v.split(',');
-    if (items.some((s) => s.trim() === '')) throw bad(`empty item in the list ${JSON.stringify(v)}`);
+    if (items.some((s) => s.trim() === '')) throw bad(`empty item in the list ${q(v)}`);
     return items;
   };
   switch (spec.kind) {
     case 'string':
     case 'nullable-string': {
       if (value === null && spec.kind === 'nullable-string') return null;
-      if (typeof value !== 'string') throw bad(`expected a string, got ${JSON.stringify(value)}`);
+      if (typeof value !== 'string') throw bad(`expected a string, got ${q(value)}`);
       // a blank text (prompt, prefix, hotwords) is no text: openai/whisper decoding.py DecodingTask._get_initial_tokens
       // skips an empty prefix (`if prefix := …`); encoded, " " would force or prompt a lone space token
       if (spec.kind === 'nullable-string' && spec.choices === undefined && value.trim() === '') return null;
       if (spec.choices && !spec.choices.includes(value)) {
-        throw bad(`"${value}" is not one of ${spec.choices.join(', ')}`);
+        throw bad(`${q(value)} is not one of ${spec.choices.join(', ')}`);
       }
       return value;
     }
@@ -351,7 +356,7 @@ export function coerceWith(name: string, spec: OptionSpec, value: unknown): unkn
       if (typeof value === 'boolean') return value;
       if (value === 'true' || value === '1' || value === 'True') return true;
       if (value === 'false' || value === '0' || value === 'False') return false;
-      throw bad(`expected true or false, got ${JSON.stringify(value)}`);
+      throw bad(`expected true or false, got ${q(value)}`);
     case 'numbers': {
       const items = list(value).map(toNumber);
       if (items.length === 0) throw bad('expected at least one number');
@@ -361,7 +366,7 @@ export function coerceWith(name: string, spec: OptionSpec, value: unknown): unkn
       return list(value).map(toInt);
     case 'object': {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        throw bad(`expected an object, got ${JSON.stringify(value)}`);
+        throw bad(`expected an object, got ${q(value)}`);
       }
       const fields = spec.fields ?? {};
       const out: Record<string, unknown> = {};
