@@ -27,7 +27,7 @@ export type ResponseFormat = (typeof RESPONSE_FORMATS)[number];
 export interface ServedModel {
   /** The id /v1/models lists first. */
   id: string;
-  /** Names a request's `model` field may use ('whisper-1', the id, the name it was started with). */
+  /** Names a request's `model` field may use: 'whisper-1' and the id (a Hub name, or a folder's last component: its path stays private). */
   aliases: ReadonlySet<string>;
   multilingual: boolean;
   wordTimestamps: boolean;
