@@ -264,7 +264,7 @@ export const OPTION_SPECS: { readonly [K in keyof AllOptions]: OptionSpec } = {
   beamSize: { kind: 'int', flag: 'beam-size', scope: 'call', min: 1, max: 64, description: 'beams of the beam search at temperature 0; 1: greedy (openai\'s CLI uses 5)' },
   patience: { kind: 'nullable-number', flag: 'patience', scope: 'call', min: 0, description: 'beam search patience: stop after round(beam size × patience) finished sequences (none: 1)' },
   lengthPenalty: { kind: 'nullable-number', flag: 'length-penalty', scope: 'call', min: 0, max: 1, description: 'ranking length penalty alpha: ((5 + length) / 6) ** alpha (none: divide by the length)' },
-  hotwords: { kind: 'nullable-string', flag: 'hotwords', scope: 'call', description: 'hint words put in every window\'s prompt (not with the prefix); blank: none' },
+  hotwords: { kind: 'nullable-string', flag: 'hotwords', scope: 'call', description: 'hint words put in every window\'s prompt, but the first one\'s when a prefix is given (faster-whisper); blank: none' },
   carryInitialPrompt: { kind: 'boolean', flag: 'carry-initial-prompt', scope: 'call', description: 'keep the initial prompt in front of every window\'s prompt' },
   clipTimestamps: { kind: 'numbers', flag: 'clip-timestamps', scope: 'call', min: 0, description: 'comma-separated start,end,… seconds of the clips to transcribe (the last end: end of audio)' },
   repetitionPenalty: { kind: 'number', flag: 'repetition-penalty', scope: 'call', min: 0, description: 'penalty on tokens already in a window\'s output (> 1 penalizes)' },
@@ -461,8 +461,6 @@ function checkDecodingCombinations(o: TranscribeOptions, given: Record<string, u
   }
   if (o.repetitionPenalty <= 0) throw bad('repetitionPenalty', 'must be > 0');
   if (o.carryInitialPrompt && o.initialPrompt === null) throw bad('carryInitialPrompt', 'needs an initialPrompt');
-  // faster-whisper's get_prompt puts hotwords in the prompt only without a prefix
-  if (o.hotwords !== null && o.prefix !== null) throw bad('hotwords', 'cannot be combined with a prefix (they would be dropped)');
   for (let i = 1; i < o.clipTimestamps.length; i++) {
     if ((o.clipTimestamps[i] as number) < (o.clipTimestamps[i - 1] as number)) {
       throw bad('clipTimestamps', 'the times must not decrease (start,end,start,end,…)');
