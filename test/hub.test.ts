@@ -551,7 +551,7 @@ describe('errors, tokens and offline mode', () => {
     );
     expect(error.code).toBe('E_HUB_NETWORK');
     expect(error.message).toMatch(/could not be resolved/);
-    expect(retries.filter((e) => e.type === 'retry').length).toBe(1);
+    expect(retries.filter((e) => e.type === 'retry')).toMatchObject([{ attempt: 1, retries: 1 }]);
   });
 });
 

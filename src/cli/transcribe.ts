@@ -186,7 +186,7 @@ async function runTranscribe(files: string[], opts: Record<string, unknown>, io:
         if (!verbose) return;
         if (headerFor !== index) {
           headerFor = index;
-          // on stdout too, where the segment lines go: with several files they must say whose they are
+          // on stdout, where the segment lines go: with several files they must say whose they are
           if (many) io.stdout.write(`==> ${todo[index] ?? ''} <==\n`);
           if (info.languageProbability < 1) {
             io.stderr.write(`detected language: ${info.language} (p = ${info.languageProbability.toFixed(2)})\n`);

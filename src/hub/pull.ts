@@ -266,16 +266,15 @@ export async function pullModel(id: string, options: PullOptions = {}): Promise<
         emit({ type: 'cache-hit', repo, commit: hit.commit, path: hit.path, reason: 'network-error', detail: error.message });
         return hit.path;
       }
-      if (config.retry.retries === 0) throw error;
+      // a host name that did not resolve gets NAME_RESOLUTION_RETRIES more tries in all (http.ts), not the full count
+      const all = isNameResolutionError(error.cause) ? Math.min(config.retry.retries, NAME_RESOLUTION_RETRIES) : config.retry.retries;
+      if (all === 0) throw error;
       const delayMs = client.backoffMs(1);
-      emit({ type: 'retry', path: undefined, attempt: 1, retries: config.retry.retries, delayMs, reason: error.message });
+      emit({ type: 'retry', path: undefined, attempt: 1, retries: all, delayMs, reason: error.message });
       await client.wait(delayMs);
       // counted on from the attempt above (2/5, 3/5 …), not from 1 again
-      const all = config.retry.retries;
-      // a host name that did not resolve gets one more try in all (http.ts NAME_RESOLUTION_RETRIES): the one above
-      const left = isNameResolutionError(error.cause) ? Math.min(all, NAME_RESOLUTION_RETRIES) - 1 : all - 1;
       info = await fetchRepoInfo(client, repo, revision, {
-        retries: left,
+        retries: all - 1,
         onRetry: (i) => onRetry(undefined)({ ...i, attempt: i.attempt + 1, retries: all }),
       });
     }
