@@ -188,6 +188,7 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
           `(p90 ${lat.finalP90.toFixed(2)} s, audio waited ${lat.finalPolicyMedian.toFixed(2)} s), → first partial: median ` +
           `${lat.partialMedian.toFixed(2)} s; ${lat.matched}/${ref.length} words matched`,
       );
+      if (streamWer > TINY_EN_LONGFORM_BOUND) console.log(`${path} finals over the bound:\n${finals.map((f) => `[${f.start.toFixed(1)}–${f.end.toFixed(1)} at ${f.at.toFixed(1)}]${f.text}`).join('\n')}`);
       expect(streamWer, path).toBeLessThanOrEqual(TINY_EN_LONGFORM_BOUND);
       expect(lat.matched, path).toBeGreaterThan(ref.length * 0.8);
     }
@@ -209,15 +210,21 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
     expect(lib.stats.prompt).toBeLessThanOrEqual(224);
     expect(lib.stats.left).toBe(0);
     if (only.includes('library')) {
-      // memory stays flat (a shortened soak; bench/stream-soak.mjs runs 30 minutes): the resident memory of this
-      // process (the stream, and the WebSocket client beside it) in the last 90 s of audio stays within 96 MiB of its
-      // peak in the warm-up minutes (60–150 s), when the arenas have grown to the buffer's largest size. With float
-      // activations ONNX Runtime's native memory swings by ~80 MiB from minute to minute without a trend (10-min soak:
-      // 616–694 MB, JS heap flat at 29 MB; ended at 643); one whole-file run here measured +65 MiB.
+      // memory does not trend upward (a shortened soak; bench/stream-soak.mjs runs 30 minutes). The resident memory of
+      // this process (the stream, and the WebSocket client beside it), sampled every 30 s of audio from 60 s on, may
+      // step up where a buffer reaches a length it had not had (a larger activation block the allocator then keeps;
+      // one run here: +133 MiB once between 60 and 90 s, then flat within 2 MiB), but what it gains outside its two
+      // largest steps stays under 32 MiB: a leak of 15 MiB per 30 s of audio would gain 75. With ONNX Runtime's CPU
+      // arena (off since; runtime/session.ts) one run gained 37 MiB that way (547 → 637 in 4 min, seven rises).
       console.log(`library stream RSS at each 30 s: ${lib.rss.map((m) => m.toFixed(0)).join(' ')} MiB`);
-      const warm = Math.max(...lib.rss.slice(2, 5));
-      const last = Math.max(...lib.rss.slice(-3));
-      expect(last - warm).toBeLessThan(96);
+      const after = lib.rss.slice(2);
+      const rises = after.slice(1).map((m, i) => m - (after[i] as number)).sort((a, b) => b - a);
+      const steps = rises.slice(0, 2);
+      const trend = rises.slice(2).reduce((sum, r) => sum + Math.max(0, r), 0);
+      expect(after.length).toBeGreaterThanOrEqual(8);
+      expect(trend, `gained outside the two largest steps (${steps.map((r) => r.toFixed(0)).join(', ')} MiB)`).toBeLessThan(32);
+      // and the steps stay bounded: the largest seen in four runs without the arena was 133 MiB
+      expect(Math.max(...lib.rss.slice(2)) - (after[0] as number)).toBeLessThan(192);
     }
   }, 900_000);
 });

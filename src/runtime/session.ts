@@ -53,6 +53,13 @@ export async function createSession(
     intraOpNumThreads: options.threads ?? 0,
     interOpNumThreads: 1,
     executionMode: 'sequential',
+    // No CPU memory arena: each run's activation block (one, planned by the memory pattern) comes from malloc and goes
+    // back to it. The arena kept every block it ever grew — in power-of-two steps, and once per shape a live buffer
+    // took — so a stream's resident memory kept rising with the longest buffer it had seen (+62–108 MiB over
+    // longform_en played live) and a file transcription peaked higher. Measured on the 2-core box, longform_en,
+    // whisper-base q8, 5 alternating runs: wall time the same (ratio 1.00), peak RSS 791 → 677 MiB sequential and
+    // 1299 → 997 MiB at --batch-size 8; the live stream stays within 20 MiB from its second minute on.
+    enableCpuMemArena: false,
   };
   assertDeviceAvailable(options.device);
   try {
