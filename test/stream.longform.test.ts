@@ -215,7 +215,7 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
       // step up where a buffer reaches a length it had not had (a larger activation block the allocator then keeps;
       // one run here: +133 MiB once between 60 and 90 s, then flat within 2 MiB), but what it gains outside its two
       // largest steps stays under 32 MiB: a leak of 15 MiB per 30 s of audio would gain 75. With ONNX Runtime's CPU
-      // arena (off since; runtime/session.ts) one run gained 37 MiB that way (547 → 637 in 4 min, seven rises).
+      // arena (off since; runtime/session.ts) one run gained 37 MiB that way (547 → 637 in 4 min, six rises).
       console.log(`library stream RSS at each 30 s: ${lib.rss.map((m) => m.toFixed(0)).join(' ')} MiB`);
       const after = lib.rss.slice(2);
       const rises = after.slice(1).map((m, i) => m - (after[i] as number)).sort((a, b) => b - a);
@@ -223,7 +223,7 @@ describe('longform_en whole, at real speed, through the library, the CLI and the
       const trend = rises.slice(2).reduce((sum, r) => sum + Math.max(0, r), 0);
       expect(after.length).toBeGreaterThanOrEqual(8);
       expect(trend, `gained outside the two largest steps (${steps.map((r) => r.toFixed(0)).join(', ')} MiB)`).toBeLessThan(32);
-      // and the steps stay bounded: the largest seen in four runs without the arena was 133 MiB
+      // and the steps stay bounded: the largest seen in six runs without the arena was 133 MiB
       expect(Math.max(...lib.rss.slice(2)) - (after[0] as number)).toBeLessThan(192);
     }
   }, 900_000);
