@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { WhisperError } from '../errors.js';
-import { HubStatusError, NAME_RESOLUTION_RETRIES, isNameResolutionError, isRetryable, toWhisperError, type HubClient, type RequestContext } from './http.js';
+import { HubStatusError, isRetryable, retriesFor, toWhisperError, type HubClient, type RequestContext } from './http.js';
 
 export interface BlobDownload {
   client: HubClient;
@@ -115,7 +115,7 @@ export async function downloadBlob(d: BlobDownload): Promise<void> {
       if (error instanceof WhisperError) throw error;
       const restart = error instanceof RestartError || (error instanceof HubStatusError && error.status === 416);
       if (restart) await rm(incomplete, { force: true });
-      const limit = isNameResolutionError(error) ? Math.min(retries, NAME_RESOLUTION_RETRIES) : retries;
+      const limit = retriesFor(error, retries);
       if ((!restart && !isRetryable(error)) || attempt >= limit) throw toWhisperError(error, d.ctx, client.config, client.signal);
       const delayMs = restart ? 0 : client.backoffMs(attempt + 1);
       const reason = error instanceof RestartError ? error.message : toWhisperError(error, d.ctx, client.config).message;

@@ -89,11 +89,16 @@ export function isNetworkError(error: unknown): boolean {
  * A host name that did not resolve: offline, or a wrong HF_ENDPOINT. One more try covers a resolver's hiccup; five
  * (with their backoff, 16 s) only delay the answer.
  */
-export const NAME_RESOLUTION_RETRIES = 1;
+const NAME_RESOLUTION_RETRIES = 1;
 
-export function isNameResolutionError(error: unknown): boolean {
+function isNameResolutionError(error: unknown): boolean {
   const code = errorCode(error);
   return code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+}
+
+/** The retries an error gets out of `retries`: a host name that did not resolve gets NAME_RESOLUTION_RETRIES at most. */
+export function retriesFor(error: unknown, retries: number): number {
+  return isNameResolutionError(error) ? Math.min(retries, NAME_RESOLUTION_RETRIES) : retries;
 }
 
 export function isRetryable(error: unknown): boolean {
@@ -332,7 +337,7 @@ export class HubClient {
         return await fn();
       } catch (error) {
         if (this.signal?.aborted) throw toWhisperError(error, ctx, this.config, this.signal);
-        const limit = isNameResolutionError(error) ? Math.min(retries, NAME_RESOLUTION_RETRIES) : retries;
+        const limit = retriesFor(error, retries);
         if (!isRetryable(error) || attempt >= limit) throw toWhisperError(error, ctx, this.config, this.signal);
         const retryAfter = error instanceof HubStatusError ? error.headers['retry-after'] : undefined;
         const delayMs = this.backoffMs(attempt + 1, retryAfter);

@@ -15,7 +15,7 @@ import {
 import { DEFAULT_REVISION, resolveCacheConfig, resolveHubConfig, type ResolvedHubConfig } from './config.js';
 import { downloadBlob } from './download.js';
 import { DEFAULT_PULL_DTYPE, dtypesPresent, isDtype, isExternalDataOf, onnxFilesFor, type Dtype } from './dtypes.js';
-import { HubClient, NAME_RESOLUTION_RETRIES, isNameResolutionError, type RequestContext } from './http.js';
+import { HubClient, retriesFor, type RequestContext } from './http.js';
 import { withFileLock } from './lock.js';
 import { resolveModelId } from './names.js';
 import type { PullOptions, PullProgressEvent } from './types.js';
@@ -266,8 +266,8 @@ export async function pullModel(id: string, options: PullOptions = {}): Promise<
         emit({ type: 'cache-hit', repo, commit: hit.commit, path: hit.path, reason: 'network-error', detail: error.message });
         return hit.path;
       }
-      // a host name that did not resolve gets NAME_RESOLUTION_RETRIES more tries in all (http.ts), not the full count
-      const all = isNameResolutionError(error.cause) ? Math.min(config.retry.retries, NAME_RESOLUTION_RETRIES) : config.retry.retries;
+      // a host name that did not resolve gets fewer tries in all (http.ts retriesFor), not the full count
+      const all = retriesFor(error.cause, config.retry.retries);
       if (all === 0) throw error;
       const delayMs = client.backoffMs(1);
       emit({ type: 'retry', path: undefined, attempt: 1, retries: all, delayMs, reason: error.message });
