@@ -58,8 +58,8 @@ export async function createSession(
     // took — so a stream's resident memory kept rising with the longest buffer it had seen (+62–108 MiB over
     // longform_en played live) and a file transcription peaked higher. Measured on the 2-core box, longform_en,
     // whisper-base q8, 5 alternating runs: wall time the same (ratio 1.00), peak RSS 791 → 677 MiB sequential and
-    // 1299 → 997 MiB at --batch-size 8; a live stream's memory is flat but for a step where a buffer first reaches a
-    // new length (test/stream.longform.test.ts).
+    // 1299 → 997 MiB at --batch-size 8; a live stream's memory rises only where a heavier step first comes (a
+    // longer buffer, sampled rows), as bench/stream-soak.mjs shows (550–610 MB over 15 minutes).
     enableCpuMemArena: false,
   };
   assertDeviceAvailable(options.device);
